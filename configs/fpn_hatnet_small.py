@@ -1,0 +1,48 @@
+# Semantic FPN + HAT-Net-Small, ADE20K 512x512 (paper Table 4; PVT's recipe):
+# batch 16 (8 GPUs x 2), 80k iterations, AdamW lr 1e-4, wd 1e-4, poly 0.9
+# down to 0; test at shorter side 512 resized to a multiple of 32, single
+# scale, no flip.
+_base_ = 'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py'
+custom_imports = dict(imports=['mmhatnet'], allow_failed_imports=False)
+
+# ImageNet weights: tools/convert_official.py HAT-Net_Small.pth <this path>
+pretrained = 'checkpoints/hatnet_small_in1k.pth'
+data_root = 'data/ade/ADEChallengeData2016'
+
+model = dict(
+    pretrained=None,
+    backbone=dict(
+        _delete_=True,
+        type='HATNet',
+        arch='small',
+        grid_sizes=(8, 8, 8),
+        pool_ratios=(16, 8, 4),
+        drop_path_rate=0.1,
+        init_cfg=dict(
+            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    neck=dict(in_channels=[64, 128, 320, 512]))
+
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='ResizeToMultiple', size_divisor=32),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(batch_size=2, dataset=dict(data_root=data_root))
+val_dataloader = dict(
+    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4))
+param_scheduler = [
+    dict(type='PolyLR', power=0.9, eta_min=0.0, begin=0, end=80000,
+         by_epoch=False)
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=80000,
+                 val_interval=8000)
+default_hooks = dict(checkpoint=dict(by_epoch=False, interval=8000))
+auto_scale_lr = dict(enable=False, base_batch_size=16)

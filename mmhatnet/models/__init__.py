@@ -1,0 +1,4 @@
+from .attention import HierarchicalAttention
+from .hatnet import HATNet
+
+__all__ = ['HATNet', 'HierarchicalAttention']

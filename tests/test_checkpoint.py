@@ -1,0 +1,126 @@
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmhatnet.checkpoint import (CheckpointError, convert_file,
+                                 convert_official, load_untrusted,
+                                 release_layout, save_checkpoint)
+from release_reference import random_release_state_dict
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def tiny_release():
+    return random_release_state_dict(release_layout('tiny'))
+
+
+@pytest.mark.parametrize('wrap', ['bare', 'model', 'state_dict'])
+def test_round_trip(tmp_path, tiny_release, wrap):
+    src, dst = tmp_path / 'HAT-Net_Tiny.pth', tmp_path / 'out' / 'tiny.pth'
+    torch.save(tiny_release if wrap == 'bare' else {wrap: tiny_release}, src)
+    assert convert_file(str(src), str(dst)) == 'tiny'
+    out = torch.load(dst, weights_only=True)
+    assert out['meta']['arch'] == 'tiny'
+    sd = out['state_dict']
+    kept = {k: v for k, v in tiny_release.items() if 'proj_norm' not in k}
+    assert len(sd) == len(kept) and len(kept) < len(tiny_release)
+    for k, v in kept.items():
+        new = ('head.fc.' + k[len('classifier.1.'):]
+               if k.startswith('classifier.1.') else 'backbone.' + k)
+        assert torch.equal(sd[new], v)
+    assert not list(dst.parent.glob('*.tmp'))
+
+
+def test_variant_is_detected_and_checked():
+    sd = random_release_state_dict(release_layout('small'))
+    assert convert_official(sd)[0] == 'small'
+    assert convert_official(sd, 's')[0] == 'small'
+    with pytest.raises(CheckpointError, match='not a HAT-Net medium release '
+                       r'checkpoint .* missing: blocks\.0\.2\.'):
+        convert_official(sd, 'medium')
+
+
+def test_wrong_layout_lists_the_problems(tiny_release):
+    sd = dict(tiny_release)
+    del sd['ds2.norm.bias']
+    sd['blocks.0.0.attn.qkv.weight'] = torch.zeros(3, 3)
+    sd['extra.weight'] = torch.zeros(1)
+    with pytest.raises(CheckpointError) as e:
+        convert_official(sd)
+    msg = str(e.value)
+    assert 'not a HAT-Net tiny release checkpoint' in msg
+    assert '1 missing: ds2.norm.bias' in msg
+    assert '1 unexpected: extra.weight' in msg
+    assert ('1 mis-shaped: blocks.0.0.attn.qkv.weight: (3, 3), expected '
+            '(144, 48, 1, 1)') in msg
+
+
+def test_converted_input_is_refused(tiny_release):
+    _, converted = convert_official(tiny_release)
+    with pytest.raises(CheckpointError, match='already converted'):
+        convert_official(converted)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ('touch pwned',))
+
+
+def test_code_running_pickle_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / 'evil.pth'
+    with open(path, 'wb') as f:
+        pickle.dump({'state_dict': {'w': _Exploit()}}, f)
+    with pytest.raises(CheckpointError, match='refused: its pickle asks for '
+                       'code'):
+        load_untrusted(str(path))
+    assert not (tmp_path / 'pwned').exists()
+
+
+@pytest.mark.parametrize('content, message', [
+    (b'hello, not a checkpoint', 'is not a PyTorch checkpoint'),
+    (b'', 'is not a'),
+])
+def test_non_checkpoint_file_is_refused(tmp_path, content, message):
+    path = tmp_path / 'x.pth'
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        load_untrusted(str(path))
+
+
+def test_checkpoint_without_state_dict(tmp_path):
+    path = tmp_path / 'x.pth'
+    torch.save({'epoch': 3}, path)
+    with pytest.raises(CheckpointError, match='holds no state dict'):
+        convert_file(str(path), str(tmp_path / 'y.pth'))
+
+
+def test_interrupted_save_leaves_no_file(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            raise KeyboardInterrupt
+
+    path = tmp_path / 'c.pth'
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({'x': Boom()}, str(path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_command_line(tmp_path, tiny_release):
+    src, dst = tmp_path / 'in.pth', tmp_path / 'out.pth'
+    tool = os.path.join(ROOT, 'tools', 'convert_official.py')
+    torch.save(tiny_release, src)
+    ok = subprocess.run([sys.executable, tool, str(src), str(dst)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert 'HAT-Net tiny' in ok.stdout and dst.exists()
+    bad = subprocess.run(
+        [sys.executable, tool, str(src), str(dst), '--arch', 'large'],
+        capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert 'error: not a HAT-Net large release checkpoint' in bad.stderr
