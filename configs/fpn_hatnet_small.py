@@ -44,5 +44,12 @@ param_scheduler = [
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=80000,
                  val_interval=8000)
-default_hooks = dict(checkpoint=dict(by_epoch=False, interval=8000))
+# mmhatnet.engine: atomic checkpoint writes, stop at the first NaN/inf loss,
+# random numbers per (seed, epoch, iteration) for exact resume
+default_hooks = dict(
+    checkpoint=dict(
+        by_epoch=False,
+        interval=8000,
+        backend_args=dict(backend='atomic_local')))
+custom_hooks = [dict(type='FiniteLossHook'), dict(type='StepSeedHook')]
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -46,3 +46,9 @@ optim_wrapper = dict(
     optimizer=dict(lr=1e-3),
     clip_grad=dict(max_norm=5.0))
 auto_scale_lr = dict(base_batch_size=1024)
+
+# mmhatnet.engine: atomic checkpoint writes, stop at the first NaN/inf loss,
+# random numbers per (seed, epoch, iteration) for exact resume
+default_hooks = dict(
+    checkpoint=dict(backend_args=dict(backend='atomic_local')))
+custom_hooks = [dict(type='FiniteLossHook'), dict(type='StepSeedHook')]

@@ -30,3 +30,9 @@ optim_wrapper = dict(
     optimizer=dict(
         _delete_=True, type='AdamW', lr=1e-4, weight_decay=1e-4))
 auto_scale_lr = dict(base_batch_size=16)
+
+# mmhatnet.engine: atomic checkpoint writes, stop at the first NaN/inf loss,
+# random numbers per (seed, epoch, iteration) for exact resume
+default_hooks = dict(
+    checkpoint=dict(backend_args=dict(backend='atomic_local')))
+custom_hooks = [dict(type='FiniteLossHook'), dict(type='StepSeedHook')]

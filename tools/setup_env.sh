@@ -16,7 +16,7 @@ PIP="$VENV/bin/python -m pip --disable-pip-version-check"
 MMCV=$(pin mmcv)
 # the stack without the torch pins, which the environment may override
 REQS=$(mktemp); trap 'rm -f "$REQS"' EXIT
-grep -v -E '^torch(vision)?==' requirements/stack.txt > "$REQS"
+grep -v -E '^(torch|torchvision|openmim)==' requirements/stack.txt > "$REQS"
 TORCH_REQS=("torch==$TORCH" "torchvision==$TORCHVISION")
 STAMP="$VENV/.mmhatnet-stamp"
 want=$( (echo "$TORCH $TORCHVISION"; cat requirements/stack.txt setup.py) \
@@ -37,12 +37,18 @@ WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/mmhatnet/mmcv-$MMCV-torch$torch_tag"
 if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
     mkdir -p "$WHEELS"
     log="$WHEELS/build.log"
+    src=$(mktemp -d)
+    $PIP download -q --no-deps --no-binary :all: "mmcv==$MMCV" -d "$src"
+    tar -xzf "$src"/mmcv-*.tar.gz -C "$src"
+    # torch >= 2.14's headers need C++20; mmcv's setup.py asks for C++17
+    sed -i 's/-std=c++17/-std=c++20/' "$src/mmcv-$MMCV/setup.py"
     echo "[setup] compiling mmcv $MMCV with ops (about 17 min on 2 cores; log: $log)"
     MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
-        $PIP wheel -v --no-deps --no-build-isolation "mmcv==$MMCV" \
-        -w "$WHEELS.tmp" 2>&1 | tee "$log" \
+        $PIP wheel -v --no-deps --no-build-isolation --no-cache-dir \
+        "$src/mmcv-$MMCV" -w "$WHEELS.tmp" 2>&1 | tee "$log" \
         | grep --line-buffered -oE '^ *\[[0-9]+/[0-9]+\]' \
-        | sed -u 's/^/[setup] mmcv compile /' || true
+        | sed -u 's/^ */[setup] mmcv compile /' || true
+    rm -rf "$src"
     ls "$WHEELS.tmp"/mmcv-*.whl >/dev/null 2>&1 \
         || { echo "[setup] mmcv build failed, see $log" >&2; exit 1; }
     mv "$WHEELS.tmp"/mmcv-*.whl "$WHEELS"/ && rm -rf "$WHEELS.tmp"
@@ -50,6 +56,7 @@ fi
 
 echo "[setup] OpenMMLab stack and mmhatnet"
 $PIP install -q "$WHEELS"/mmcv-*.whl -r "$REQS" "${TORCH_REQS[@]}"
+$PIP install -q --no-deps "openmim==$(pin openmim)"
 $PIP install -q --no-deps --no-build-isolation -e .
 $VENV/bin/python -c 'import mmcv.ops, mmdet, mmseg, mmpretrain.evaluation, mmhatnet'
 echo "$want" > "$STAMP"

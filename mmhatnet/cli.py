@@ -1,0 +1,104 @@
+"""``tools/train.py`` and ``tools/test.py``: one pair for mmdet, mmseg and
+mmpretrain configs (the config's ``default_scope`` picks the toolbox)."""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from .engine import check_config
+
+
+def _common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help='folder for logs and checkpoints '
+                        '(default: work_dirs/<config name>)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, default={},
+        help='override config entries, key=value (e.g. '
+        'train_dataloader.batch_size=4)')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        help='job launcher (dist_*.sh and slurm_*.sh set '
+                        'it)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def _load_config(args) -> Config:
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        name = osp.splitext(osp.basename(args.config))[0]
+        cfg.work_dir = osp.join('work_dirs', name)
+    return cfg
+
+
+def _build_runner(cfg: Config) -> Runner:
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def train_config(argv: list[str] | None = None) -> Config:
+    """Parse ``tools/train.py`` arguments into a checked config."""
+    parser = argparse.ArgumentParser(description='Train a model')
+    _common_args(parser)
+    parser.add_argument('--resume', nargs='?', const='auto',
+                        help='resume from this checkpoint, or without a '
+                        'path from the latest one in the work dir')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by the actual total batch size '
+                        'over auto_scale_lr.base_batch_size')
+    args = parser.parse_args(argv)
+    cfg = _load_config(args)
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            parser.error(f'{args.config} sets no auto_scale_lr.'
+                         f'base_batch_size')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            parser.error(f'--resume {args.resume}: no such file')
+        cfg.resume, cfg.load_from = True, args.resume
+    try:
+        check_config(cfg)
+    except ValueError as e:
+        parser.error(str(e))
+    return cfg
+
+
+def test_config(argv: list[str] | None = None) -> Config:
+    """Parse ``tools/test.py`` arguments into a checked config."""
+    parser = argparse.ArgumentParser(description='Test a checkpoint')
+    _common_args(parser)
+    parser.add_argument('checkpoint', help='checkpoint to evaluate')
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        parser.error(f'checkpoint {args.checkpoint}: no such file')
+    cfg = _load_config(args)
+    cfg.load_from = args.checkpoint
+    # the checkpoint holds every weight: no pretrained file needed
+    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
+        cfg.model.backbone.init_cfg = None
+    return cfg
+
+
+def train(argv: list[str] | None = None) -> None:
+    _build_runner(train_config(argv)).train()
+
+
+def test(argv: list[str] | None = None) -> dict:
+    return _build_runner(test_config(argv)).test()

@@ -1,0 +1,144 @@
+"""Interrupted and broken runs, through tools/train.py on generated data."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from e2e import ROOT, config, environment, run, small_options, tool
+from mmhatnet.demo_data import make_demo_data
+
+DETERMINISTIC = ['randomness.deterministic=True', 'randomness.seed=0']
+RESUME_CASES = {
+    # iteration-based: 6 iterations, a checkpoint every 2
+    'fpn': ('ade', ['train_cfg.max_iters=6', 'train_cfg.val_interval=100',
+                    'default_hooks.checkpoint.interval=2'],
+            'iter_2.pth', 'iter_6.pth'),
+    # epoch-based: 3 epochs of 2 iterations, a checkpoint every epoch
+    'retinanet': ('coco', ['train_cfg.max_epochs=3',
+                           'train_cfg.val_interval=100'],
+                  'epoch_1.pth', 'epoch_3.pth'),
+}
+
+
+def _train_cmd(family, work, extra):
+    return [sys.executable, os.path.join(ROOT, 'tools', 'train.py'),
+            config(family), '--work-dir', str(work),
+            *small_options(family, *DETERMINISTIC, *extra)]
+
+
+def _kill_after(cmd, cwd, path, timeout=600):
+    """Start ``cmd``, SIGKILL it as soon as ``path`` exists."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=environment(threads=1),
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not os.path.exists(path):
+        assert proc.poll() is None, f'run ended before writing {path}'
+        assert time.time() < deadline, f'no {path} after {timeout} s'
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def _assert_same_state(a, b):
+    for key in ('state_dict', ):
+        assert a[key].keys() == b[key].keys()
+        for k in a[key]:
+            torch.testing.assert_close(a[key][k], b[key][k], rtol=0,
+                                       atol=0, msg=k)
+    opt_a, opt_b = a['optimizer']['state'], b['optimizer']['state']
+    assert opt_a.keys() == opt_b.keys()
+    for i in opt_a:
+        for k in opt_a[i]:
+            torch.testing.assert_close(opt_a[i][k], opt_b[i][k], rtol=0,
+                                       atol=0)
+    assert a['optimizer']['param_groups'] == b['optimizer']['param_groups']
+    assert a['param_schedulers'] == b['param_schedulers']
+    for k in ('iter', 'epoch'):
+        assert a['meta'][k] == b['meta'][k]
+
+
+@pytest.mark.parametrize('family', RESUME_CASES)
+def test_killed_run_resumes_exactly(tmp_path, family):
+    """Bit-exact, single-threaded: multi-threaded CPU reductions may round
+    differently from run to run, resumed or not."""
+    data, extra, first, last = RESUME_CASES[family]
+    make_demo_data(tmp_path, [data], num_train=4, num_val=2)
+    full, killed = tmp_path / 'full', tmp_path / 'killed'
+    run(_train_cmd(family, full, extra), cwd=tmp_path, threads=1)
+    _kill_after(_train_cmd(family, killed, extra), tmp_path, killed / first)
+    assert not (killed / last).exists()
+    resumed = run(_train_cmd(family, killed, extra) + ['--resume'],
+                  cwd=tmp_path, threads=1)
+    assert 'resumed' in (resumed.stdout + resumed.stderr).lower()
+    _assert_same_state(torch.load(full / last, weights_only=True),
+                       torch.load(killed / last, weights_only=True))
+
+
+_DIE_IN_SECOND_SAVE = """
+import os, runpy, signal, sys
+from mmhatnet import engine
+saves = []
+real_fsync = os.fsync
+def fsync(fd):
+    saves.append(fd)
+    if len(saves) == 2:  # the temporary file of epoch_2.pth is half-written
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_fsync(fd)
+engine.os.fsync = fsync
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
+def test_kill_during_save_keeps_the_last_complete_checkpoint(tmp_path):
+    make_demo_data(tmp_path, ['coco'], num_train=4, num_val=2)
+    work = tmp_path / 'work'
+    extra = ['train_cfg.max_epochs=2', 'train_cfg.val_interval=100']
+    cmd = _train_cmd('retinanet', work, extra)
+    proc = run([sys.executable, '-c', _DIE_IN_SECOND_SAVE, *cmd[1:]],
+               cwd=tmp_path, check=False)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (work / 'epoch_2.pth').exists()
+    assert (work / 'last_checkpoint').read_text().endswith('epoch_1.pth')
+    torch.load(work / 'epoch_1.pth', weights_only=True)
+    resumed = run(cmd + ['--resume'], cwd=tmp_path)
+    assert 'epoch_1.pth' in resumed.stdout + resumed.stderr
+    assert torch.load(work / 'epoch_2.pth', weights_only=True)['meta'][
+        'epoch'] == 2
+
+
+def test_non_finite_loss_stops_before_saving(tmp_path):
+    make_demo_data(tmp_path, ['ade'], num_train=4, num_val=2)
+    work = tmp_path / 'work'
+    # a zero std makes the normalised input infinite, the loss NaN
+    proc = tool('train.py', config('fpn'), '--work-dir', str(work),
+                *small_options('fpn', 'model.data_preprocessor.std=[0,0,0]',
+                               'default_hooks.checkpoint.interval=1'),
+                cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert 'FloatingPointError: non-finite loss at iteration 1' in \
+        proc.stderr
+    assert not [f for f in os.listdir(work) if f.endswith('.pth')]
+
+
+@pytest.mark.parametrize('options, message', [
+    ([], 'model.backbone.init_cfg.checkpoint '
+     "'checkpoints/hatnet_tiny_in1k.pth' does not exist"),
+    (['model.backbone.init_cfg=None', 'model.neck.in_channels=[1,2,3,4]'],
+     r'set model.neck.in_channels=\[48, 96, 240, 384\]'),
+    (['model.backbone.init_cfg=None', 'model.backbone.arch=huge'],
+     "unknown HATNet arch 'huge'"),
+])
+def test_bad_config_fails_before_training(tmp_path, options, message):
+    proc = tool('train.py', config('retinanet'), '--work-dir',
+                str(tmp_path / 'w'), '--cfg-options', *options,
+                cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert re.search(message, proc.stderr)
+    assert not (tmp_path / 'w').exists()

@@ -1,0 +1,41 @@
+"""tools/train.py then tools/test.py for a Tiny model of each family, with
+the real datasets, evaluators and hooks, on generated data (CPU)."""
+import os
+
+import pytest
+import torch
+
+from e2e import config, metric, small_options, tool
+from mmhatnet.demo_data import make_demo_data
+
+CASES = [
+    # family, data, checkpoint written, metrics the evaluator logs
+    ('fpn', 'ade', 'iter_4.pth', ['mIoU', 'aAcc']),
+    ('retinanet', 'coco', 'epoch_2.pth', ['coco/bbox_mAP']),
+    ('mask-rcnn', 'coco', 'epoch_2.pth',
+     ['coco/bbox_mAP', 'coco/segm_mAP']),
+    ('imagenet', 'imagenet', 'epoch_1.pth', ['accuracy/top1']),
+]
+
+
+@pytest.mark.parametrize('family, data, ckpt, metrics', CASES,
+                         ids=[c[0] for c in CASES])
+def test_train_then_test(tmp_path, family, data, ckpt, metrics):
+    make_demo_data(tmp_path, [data], num_train=4, num_val=2)
+    work = tmp_path / 'work'
+    train = tool('train.py', config(family), '--work-dir', str(work),
+                 *small_options(family), cwd=tmp_path)
+    out = train.stdout + train.stderr
+    for name in metrics:
+        assert 0 <= metric(out, name) <= 100
+    checkpoint = work / ckpt
+    saved = torch.load(checkpoint, weights_only=True)  # safe-loadable
+    assert any(k.startswith('backbone.blocks.3.') for k in saved['state_dict'])
+    assert not [p for p in os.listdir(work) if p.endswith('.tmp')]
+
+    test = tool('test.py', config(family), str(checkpoint), '--work-dir',
+                str(tmp_path / 'test'), *small_options(family),
+                cwd=tmp_path)
+    out = test.stdout + test.stderr
+    for name in metrics:
+        assert 0 <= metric(out, name) <= 100

@@ -1,0 +1,8 @@
+"""Evaluate a checkpoint with an mmdet / mmseg / mmpretrain config.
+
+    python tools/test.py configs/fpn_hatnet_small.py work_dirs/x/iter_80000.pth
+"""
+from mmhatnet.cli import test
+
+if __name__ == '__main__':
+    test()
