@@ -6,6 +6,7 @@ Importing the package (configs do it through ``custom_imports``) registers
 alike; it also registers the training-safety pieces of ``mmhatnet.engine``
 and allows mmengine's own checkpoint classes under safe loading.
 """
+from . import transforms  # noqa: F401  (registers CheckAnnotationSize)
 from .engine import allow_mmengine_checkpoints
 from .models import HATNet, HierarchicalAttention
 

@@ -31,8 +31,10 @@ def load_untrusted(path: str) -> object:
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:  # torch raises many types for a foreign file
         text = str(e)
-        if 'Weights only load failed' in text and 'Unsupported' in text:
-            reason = text[text.index('Unsupported'):].split('\n')[0]
+        if 'Weights only load failed' in text:
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            reason = next((ln for ln in lines if 'GLOBAL' in ln or
+                           'nsupported' in ln), lines[-1])
             raise CheckpointError(
                 f'{path}: refused: its pickle asks for code outside plain '
                 f'tensors and containers, so it is not loaded '

@@ -8,6 +8,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from .checkpoint import load_untrusted
 from .engine import check_config
 
 
@@ -70,10 +71,10 @@ def train_config(argv: list[str] | None = None) -> Config:
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
-        if not osp.isfile(args.resume):
-            parser.error(f'--resume {args.resume}: no such file')
         cfg.resume, cfg.load_from = True, args.resume
     try:
+        if args.resume not in (None, 'auto'):
+            load_untrusted(args.resume)
         check_config(cfg)
     except ValueError as e:
         parser.error(str(e))
@@ -86,8 +87,10 @@ def test_config(argv: list[str] | None = None) -> Config:
     _common_args(parser)
     parser.add_argument('checkpoint', help='checkpoint to evaluate')
     args = parser.parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        parser.error(f'checkpoint {args.checkpoint}: no such file')
+    try:
+        load_untrusted(args.checkpoint)
+    except ValueError as e:
+        parser.error(str(e))
     cfg = _load_config(args)
     cfg.load_from = args.checkpoint
     # the checkpoint holds every weight: no pretrained file needed

@@ -148,8 +148,10 @@ class StepSeedHook(Hook):
 
 
 def check_config(cfg) -> None:
-    """Raise ValueError for mistakes a run would hit late: a missing
-    pretrained file, a neck whose ``in_channels`` do not fit the backbone."""
+    """Raise ValueError for mistakes a run would hit late: a missing or
+    unsafe pretrained file, a neck or head whose ``in_channels`` do not fit
+    the backbone."""
+    from .checkpoint import load_untrusted
     from .models import HATNet
 
     model = cfg.get('model', {})
@@ -158,13 +160,15 @@ def check_config(cfg) -> None:
         return
     init = backbone.get('init_cfg') or {}
     ckpt = init.get('checkpoint') if isinstance(init, dict) else None
-    if ckpt and '://' not in ckpt and not osp.isfile(ckpt):
-        raise ValueError(
-            f'model.backbone.init_cfg.checkpoint {ckpt!r} does not exist. '
-            f'Convert the released weights there with '
-            f'`python tools/convert_official.py HAT-Net_<Arch>.pth {ckpt}`, '
-            f'point it elsewhere, or train from scratch with '
-            f'--cfg-options model.backbone.init_cfg=None')
+    if ckpt and '://' not in ckpt:
+        if not osp.isfile(ckpt):
+            raise ValueError(
+                f'model.backbone.init_cfg.checkpoint {ckpt!r} does not '
+                f'exist. Convert the released weights there with `python '
+                f'tools/convert_official.py HAT-Net_<Arch>.pth {ckpt}`, '
+                f'point it elsewhere, or train from scratch with '
+                f'--cfg-options model.backbone.init_cfg=None')
+        load_untrusted(ckpt)  # refuse a pickle that would run code
     kwargs = {k: v for k, v in backbone.items()
               if k not in ('type', 'init_cfg', '_scope_')}
     with torch.device('meta'):

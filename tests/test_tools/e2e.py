@@ -17,8 +17,8 @@ def _loaders(*names):
 SMALL = {
     'fpn': [
         'model.data_preprocessor.size=(64,64)',
-        'train_dataloader.dataset.pipeline.2.scale=(256,64)',
-        'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
+        'train_dataloader.dataset.pipeline.3.scale=(256,64)',
+        'train_dataloader.dataset.pipeline.4.crop_size=(64,64)',
         'val_dataloader.dataset.pipeline.1.scale=(256,64)',
         'test_dataloader.dataset.pipeline.1.scale=(256,64)',
         'train_cfg.max_iters=4', 'train_cfg.val_interval=4',

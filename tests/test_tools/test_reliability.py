@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 import torch
 
@@ -137,8 +138,82 @@ def test_non_finite_loss_stops_before_saving(tmp_path):
 ])
 def test_bad_config_fails_before_training(tmp_path, options, message):
     proc = tool('train.py', config('retinanet'), '--work-dir',
-                str(tmp_path / 'w'), '--cfg-options', *options,
+                str(tmp_path / 'w'), *(['--cfg-options', *options]
+                                       if options else []),
                 cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert re.search(message, proc.stderr)
     assert not (tmp_path / 'w').exists()
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+@pytest.mark.parametrize('where', ['init_cfg', 'resume'])
+def test_code_running_checkpoint_is_refused(tmp_path, where):
+    marker = tmp_path / 'pwned'
+    evil = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'w': _Exploit(marker)}}, evil)
+    option = (['--cfg-options', f'model.backbone.init_cfg.checkpoint={evil}']
+              if where == 'init_cfg' else
+              ['--resume', str(evil), '--cfg-options',
+               'model.backbone.init_cfg=None'])
+    proc = tool('train.py', config('fpn'), '--work-dir', str(tmp_path / 'w'),
+                *option, cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert 'refused: its pickle asks for code' in proc.stderr
+    assert not marker.exists()
+
+
+def _dist_train(tmp_path, work, *extra):
+    """tools/dist_train.sh with 2 CPU processes (gloo); output to a log."""
+    env = environment(threads=1)
+    env.update(PYTHON=sys.executable, PORT=str(29500 + os.getpid() % 1000))
+    cmd = ['bash', os.path.join(ROOT, 'tools', 'dist_train.sh'),
+           config('retinanet'), '2', '--work-dir', str(work),
+           *small_options('retinanet', 'env_cfg.dist_cfg.backend=gloo',
+                          *extra)]
+    log = tmp_path / 'dist.log'
+    with open(log, 'w') as f:
+        return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=f,
+                                stderr=subprocess.STDOUT), log
+
+
+def test_dist_train_two_processes(tmp_path):
+    make_demo_data(tmp_path, ['coco'], num_train=4, num_val=2)
+    proc, log = _dist_train(tmp_path, tmp_path / 'work',
+                            'train_cfg.max_epochs=1')
+    proc.wait(timeout=900)
+    out = log.read_text()
+    assert proc.returncode == 0, out[-5000:]
+    # 4 images, 2 per process and batch: one iteration per epoch
+    assert re.search(r'Epoch\(train\) \[1\]\[1/1\]', out), out[-3000:]
+    assert 'coco/bbox_mAP' in out
+    torch.load(tmp_path / 'work' / 'epoch_1.pth', weights_only=True)
+
+
+def test_killed_worker_stops_the_job(tmp_path):
+    make_demo_data(tmp_path, ['coco'], num_train=4, num_val=2)
+    proc, log = _dist_train(tmp_path, tmp_path / 'work',
+                            'train_cfg.max_epochs=50')
+    launcher = psutil.Process(proc.pid)
+    deadline = time.time() + 600
+    while 'Epoch(train)' not in log.read_text():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.5)
+    workers = [p for p in launcher.children(recursive=True)
+               if 'train.py' in ' '.join(p.cmdline())]
+    assert len(workers) == 2
+    workers[1].kill()
+    killed = time.time()
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert time.time() - killed < 120
+    assert not workers[0].is_running() or \
+        workers[0].status() == psutil.STATUS_ZOMBIE
