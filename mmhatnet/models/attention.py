@@ -93,43 +93,71 @@ class HierarchicalAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
-        nh, hd = self.num_heads, self.head_dim
-        qkv = self.qkv(self.norm(x))  # (B, 3C), channels ordered (3, nh, hd)
-
         if self.grid_size == 1:
-            # (B, 3, nh, hd, HW) -> (3, B, nh, HW, hd)
-            q, k, v = qkv.reshape(B, 3, nh, hd, H * W).permute(
-                1, 0, 2, 4, 3).unbind(0)
+            qkv = _tokens(self.qkv(self.norm(x)))  # (B, HW, 3C)
+            q, k, v = self._split_heads(qkv, 3)
             out = attention(q, k, v, fused=self.fused)
-            return self.proj(out.transpose(-2, -1).reshape(B, C, H, W))
+            return self.proj(_to_map(out, H, W))
 
-        local = x + self._local_attention(qkv)
-        local = self.grid_norm(local)
-
-        q = self.q(local).reshape(B, nh, hd, H * W).transpose(-2, -1)
+        local = self.grid_norm(self._local_attention(x))
+        q = self._split_heads(_tokens(self.q(local)), 1)
         pooled = F.avg_pool2d(local, self.pool_ratio, ceil_mode=True)
-        # (B, 2C, h, w) -> (B, 2, nh, hd, hw) -> (2, B, nh, hw, hd)
-        k, v = self.kv(self.ds_norm(pooled)).reshape(
-            B, 2, nh, hd, -1).permute(1, 0, 2, 4, 3).unbind(0)
-        out = attention(q, k, v, fused=self.fused)  # (B, nh, HW, hd)
-        out = out.transpose(-2, -1).reshape(B, C, H, W) + local
-        return self.proj(out)
+        kv = _tokens(self.kv(self.ds_norm(pooled)))  # (B, hw, 2C)
+        k, v = self._split_heads(kv, 2)
+        out = attention(q, k, v, fused=self.fused)
+        return self.proj(_to_map(out, H, W) + local)
 
-    def _local_attention(self, qkv: torch.Tensor) -> torch.Tensor:
-        """Attention inside each G1xG1 grid; (B, 3C, H, W) -> (B, C, H, W)."""
-        B, C3, H, W = qkv.shape
-        nh, hd, g = self.num_heads, self.head_dim, self.grid_size
-        mask = grid_key_mask(H, W, g, qkv.device)
+    def _split_heads(self, tokens: torch.Tensor, n: int
+                     ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """(..., L, n * C) -> n views of shape (..., nh, L, hd); one view
+        for n = 1."""
+        *batch, L, _ = tokens.shape
+        tokens = tokens.reshape(*batch, L, n, self.num_heads, self.head_dim)
+        if n == 1:  # no unbind, whose backward would copy
+            return tokens.squeeze(-3).transpose(-3, -2)
+        return tokens.movedim(-3, 0).transpose(-3, -2).unbind(0)
+
+    def _local_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + Attn_local(qkv(GN(x)))``, (B, C, H, W) -> (B, C, H, W).
+
+        The normalised map is gathered grid by grid, with zeros where it is
+        padded, and only then projected to q, k, v: one C-channel copy
+        instead of a 3C-channel one, and q, k, v come out as views.
+        """
+        B, C, H, W = x.shape
+        g = self.grid_size
+        mask = grid_key_mask(H, W, g, x.device)
+        normed = self.norm(x).permute(0, 2, 3, 1)  # (B, H, W, C)
         if mask is not None:
-            qkv = F.pad(qkv, (0, -W % g, 0, -H % g))
-        Hp, Wp = qkv.shape[-2:]
+            normed = F.pad(normed, (0, 0, 0, -W % g, 0, -H % g))
+            # (gh * gw, 1, G1 * G1) -> (B * gh * gw, 1, 1, G1 * G1)
+            mask = mask.unsqueeze(1).repeat(B, 1, 1, 1)
+        Hp, Wp = normed.shape[1:3]
         gh, gw = Hp // g, Wp // g
-        # (B, 3, nh, hd, gh, G1, gw, G1) -> (3, B * nh, gh * gw, G1 * G1, hd)
-        qkv = qkv.reshape(B, 3, nh, hd, gh, g, gw, g).permute(
-            1, 0, 2, 4, 6, 5, 7, 3)
-        q, k, v = qkv.reshape(3, B * nh, gh * gw, g * g, hd).unbind(0)
+        # (B, gh, G1, gw, G1, C) -> (B * gh * gw, G1 * G1, C)
+        cells = normed.reshape(B, gh, g, gw, g, C).transpose(2, 3).reshape(
+            B * gh * gw, g * g, C)
+        qkv = F.linear(cells, self.qkv.weight.flatten(1), self.qkv.bias)
+        q, k, v = self._split_heads(qkv, 3)  # (B * gh * gw, nh, G1^2, hd)
         out = attention(q, k, v, mask, fused=self.fused)
-        # (B, nh, gh, gw, G1, G1, hd) -> (B, nh, hd, gh, G1, gw, G1)
-        out = out.reshape(B, nh, gh, gw, g, g, hd).permute(
-            0, 1, 6, 2, 4, 3, 5).reshape(B, C3 // 3, Hp, Wp)
-        return out[:, :, :H, :W]
+        # (B * gh * gw, nh, G1 * G1, hd) -> (B, gh, G1, gw, G1, C)
+        out = out.transpose(1, 2).reshape(B, gh, gw, g, g, C).transpose(2, 3)
+        if mask is not None:
+            out = out.reshape(B, Hp, Wp, C)[:, :H, :W]
+            return x + out.permute(0, 3, 1, 2)
+        # the residual sum puts the cells back in place in the same pass
+        x = x.permute(0, 2, 3, 1).reshape(B, gh, g, gw, g, C) + out
+        return x.reshape(B, H, W, C).permute(0, 3, 1, 2)
+
+
+def _tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, HW, C); a view of a channels-last map."""
+    return x.permute(0, 2, 3, 1).flatten(1, 2)
+
+
+def _to_map(x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """(B, nh, HW, hd) -> (B, C, H, W); a view when the memory is laid out
+    (B, HW, nh, hd), as the fused attention returns it for q from
+    ``_split_heads``."""
+    B, nh, _, hd = x.shape
+    return x.transpose(1, 2).reshape(B, H, W, nh * hd).permute(0, 3, 1, 2)

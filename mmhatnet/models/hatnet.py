@@ -9,37 +9,195 @@ therefore load with only a ``backbone.`` prefix (tools/convert_official.py).
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from mmengine.registry import MODELS
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .attention import HierarchicalAttention
 
 
 class ConvFFN(nn.Module):
     """Inverted-residual feed-forward: GN, 1x1 expand, SiLU, KxK depthwise,
-    SiLU, 1x1 project, GN."""
+    SiLU, 1x1 project, GN.
+
+    Its E*C-channel maps dominate HAT-Net's memory and, on CPU, much of its
+    time: glibc serves buffers over 32 MB with fresh pages, and faulting
+    them in costs as much as a pass of SiLU over them. So:
+
+    - training keeps the two E*C-channel SiLU inputs for backward, not
+      also their outputs (half the memory of plain autograd), and
+      recomputes the SiLUs (element-wise, so bit-identical);
+    - everything after the expansion runs over bands of rows with a
+      K // 2 halo (``_row_bands``), so that only the kept maps and two
+      gradients are full-size; without grad the expansion is banded too
+      and no E*C-channel map is ever whole.
+
+    Outputs and gradients are those of the unbanded ops up to the order of
+    float sums (weight gradients add up band by band).
+    """
 
     def __init__(self, dim: int, expansion: int, kernel_size: int):
         super().__init__()
         hidden = dim * expansion
+        # the release's names: conv1.0/.1, conv2.0, conv3.0/.1
         self.conv1 = nn.Sequential(
             nn.GroupNorm(1, dim, eps=1e-6),
-            nn.Conv2d(dim, hidden, 1, bias=False),
-            nn.SiLU(inplace=True))
+            nn.Conv2d(dim, hidden, 1, bias=False))
         self.conv2 = nn.Sequential(
             nn.Conv2d(hidden, hidden, kernel_size, padding=kernel_size // 2,
-                      groups=hidden, bias=False),
-            nn.SiLU(inplace=True))
+                      groups=hidden, bias=False))
         self.conv3 = nn.Sequential(
             nn.Conv2d(hidden, dim, 1, bias=False),
             nn.GroupNorm(1, dim, eps=1e-6))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv3(self.conv2(self.conv1(x)))
+        normed = self.conv1[0](x)
+        expand, depthwise = self.conv1[1], self.conv2[0].weight
+        project, norm = self.conv3
+        if torch.is_grad_enabled() and (
+                normed.requires_grad or expand.weight.requires_grad or
+                depthwise.requires_grad or project.weight.requires_grad):
+            hidden = expand(normed)  # (N, E*C, H, W), before the SiLU
+            # under autocast the convolutions run in the maps' dtype
+            out = _SiLUDepthwiseSiLUProject.apply(
+                hidden, depthwise.to(hidden.dtype),
+                project.weight.to(hidden.dtype))
+        else:
+            out = _banded_inference(normed, expand.weight, depthwise,
+                                    project.weight)
+        return norm(out)
+
+
+# ConvFFN's bands on CPU: about 8 MB (well under glibc's 32 MB mmap
+# threshold, so the band buffers are reused), and at least 8 rows (the halo
+# is recomputed)
+BAND_BYTES = 8 << 20
+BAND_MIN_ROWS = 8
+
+
+def _row_bands(x: torch.Tensor, channels: int, halo: int):
+    """Bands of rows of ``x`` (seen with ``channels`` channels): tuples
+    ``(r0, r1, a, b)``, the band's rows ``[r0, r1)`` and the rows
+    ``[a, b)`` with the halo. One band off CPU, where the allocator
+    caches."""
+    height, width = x.shape[-2:]
+    rows = height
+    if x.device.type == 'cpu':
+        row_bytes = x.shape[0] * channels * width * x.element_size()
+        rows = max(BAND_MIN_ROWS, BAND_BYTES // row_bytes)
+    for r0 in range(0, height, rows):
+        r1 = min(r0 + rows, height)
+        yield r0, r1, max(r0 - halo, 0), min(r1 + halo, height)
+
+
+def _silu_grad_(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``grad * silu'(x)``, in place in eager mode (dynamo traces no
+    ``out=`` into channels-last tensors; inductor plans buffers itself)."""
+    if torch.compiler.is_compiling():
+        return torch.ops.aten.silu_backward(grad, x)
+    return torch.ops.aten.silu_backward.grad_input(grad, x, grad_input=grad)
+
+
+def _depthwise(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return F.conv2d(x, weight, padding=weight.shape[-1] // 2,
+                    groups=weight.shape[0])
+
+
+def _banded_inference(normed: torch.Tensor, expand: torch.Tensor,
+                      depthwise: torch.Tensor,
+                      project: torch.Tensor) -> torch.Tensor:
+    """ConvFFN from the normalised input to the projection, band by band
+    (the halo rows' expansion is computed twice)."""
+    outs = []
+    for r0, r1, a, b in _row_bands(normed, expand.shape[0],
+                                   depthwise.shape[-1] // 2):
+        h = F.silu(F.conv2d(normed[:, :, a:b], expand), inplace=True)
+        d = _depthwise(h, depthwise)[:, :, r0 - a:r1 - a]
+        outs.append(F.conv2d(F.silu(d, inplace=True), project))
+    return torch.cat(outs, dim=2)
+
+
+class _SiLUDepthwiseSiLUProject(torch.autograd.Function):
+    """``conv1x1(silu(depthwise(silu(h))))`` over row bands, saving ``h``
+    and the depthwise output ``d`` for backward (see ConvFFN)."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, depthwise: torch.Tensor,
+                project: torch.Tensor) -> torch.Tensor:
+        d = torch.empty_like(h)
+        outs = []
+        for r0, r1, a, b in _row_bands(h, h.shape[1],
+                                       depthwise.shape[-1] // 2):
+            band = _depthwise(F.silu(h[:, :, a:b]),
+                              depthwise)[:, :, r0 - a:r1 - a]
+            d[:, :, r0:r1] = band
+            outs.append(F.conv2d(F.silu(band, inplace=True), project))
+        ctx.save_for_backward(h, d, depthwise, project)
+        return torch.cat(outs, dim=2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        h, d, depthwise, project = ctx.saved_tensors
+        need_h, need_depthwise, need_project = ctx.needs_input_grad
+        need_d = need_h or need_depthwise
+        p, groups = depthwise.shape[-1] // 2, depthwise.shape[0]
+        bands = list(_row_bands(h, h.shape[1], p))
+
+        def conv_grads(grad, x, weight, padding, groups, need_x, need_w):
+            # the input gradient reads only the shape of x
+            return torch.ops.aten.convolution_backward(
+                grad, x, weight, None, (1, 1), padding, (1, 1), False,
+                (0, 0), groups, (need_x, need_w, False))[:2]
+
+        if len(bands) == 1:  # one call gives both gradients
+            grad, grad_project = conv_grads(grad, F.silu(d), project, (0, 0),
+                                            1, need_d, need_project)
+            if not need_d:
+                return None, None, grad_project
+            grad = _silu_grad_(grad, d)
+            grad_h, grad_depthwise = conv_grads(
+                grad, F.silu(h), depthwise, (p, p), groups, need_h,
+                need_depthwise)
+            return (_silu_grad_(grad_h, h) if need_h else None,
+                    grad_depthwise, grad_project)
+
+        # input gradients over the whole map, weight gradients band by band
+        grad_project = _sum(
+            conv_grads(grad[:, :, r0:r1], F.silu(d[:, :, r0:r1]), project,
+                       (0, 0), 1, False, True)[1]
+            for r0, r1, _, _ in bands) if need_project else None
+        if not need_d:
+            return None, None, grad_project
+        grad = conv_grads(grad, d, project, (0, 0), 1, True, False)[0]
+        grad = _silu_grad_(grad, d)  # (N, E*C, H, W), w.r.t. d
+        # silu(h) on a band and its halo, zero-padded where the band meets
+        # the map's edge: a 'valid' convolution along H
+        grad_depthwise = _sum(
+            conv_grads(grad[:, :, r0:r1],
+                       F.pad(F.silu(h[:, :, a:b]),
+                             (0, 0, p - (r0 - a), p - (b - r1))),
+                       depthwise, (0, p), groups, False, True)[1]
+            for r0, r1, a, b in bands) if need_depthwise else None
+        grad_h = None
+        if need_h:
+            grad_h = conv_grads(grad, h, depthwise, (p, p), groups, True,
+                                False)[0]
+            grad_h = _silu_grad_(grad_h, h)
+        return grad_h, grad_depthwise, grad_project
+
+
+def _sum(tensors) -> torch.Tensor:
+    tensors = iter(tensors)
+    total = next(tensors)
+    for t in tensors:
+        total = total + t
+    return total
 
 
 class HATBlock(nn.Module):
@@ -228,6 +386,12 @@ class HATNet(BaseModule):
             raise ValueError(
                 f'HATNet expects an (N, {self.in_channels}, H, W) tensor, '
                 f'got shape {tuple(x.shape)}')
+        # On CPU the network runs channels-last: oneDNN's depthwise and 1x1
+        # convolutions are 2-3x faster on NHWC and GroupNorm has an NHWC
+        # kernel there. The outputs keep the input's memory format.
+        nchw = not x.is_contiguous(memory_format=torch.channels_last)
+        if x.device.type == 'cpu':
+            x = x.contiguous(memory_format=torch.channels_last)
         outs = []
         for i in range(self.num_stages):
             entry, blocks = self.stage_modules(i)
@@ -238,7 +402,7 @@ class HATNet(BaseModule):
                 else:
                     x = block(x)
             if i in self.out_indices:
-                outs.append(x)
+                outs.append(x.contiguous() if nchw else x)
         return tuple(outs)
 
     def _freeze_stages(self) -> None:

@@ -1,11 +1,12 @@
 """tools/train.py then tools/test.py for a Tiny model of each family, with
 the real datasets, evaluators and hooks, on generated data (CPU)."""
 import os
+import sys
 
 import pytest
 import torch
 
-from e2e import config, metric, small_options, tool
+from e2e import config, metric, run, small_options, tool
 from mmhatnet.demo_data import make_demo_data
 
 CASES = [
@@ -39,3 +40,18 @@ def test_train_then_test(tmp_path, family, data, ckpt, metrics):
     out = test.stdout + test.stderr
     for name in metrics:
         assert 0 <= metric(out, name) <= 100
+
+
+def test_mim_train_then_mim_test(tmp_path):
+    """`mim train mmseg` / `mim test mmseg` run the toolbox's own tools with
+    our config, as for any OpenMMLab model."""
+    mim = os.path.join(os.path.dirname(sys.executable), 'mim')
+    make_demo_data(tmp_path, ['ade'], num_train=4, num_val=2)
+    options = small_options('fpn', 'train_cfg.max_iters=2',
+                            'train_cfg.val_interval=2')
+    run([mim, 'train', 'mmseg', config('fpn'), '--work-dir',
+         str(tmp_path / 'w'), *options], cwd=tmp_path)
+    test = run([mim, 'test', 'mmseg', config('fpn'), '--checkpoint',
+                str(tmp_path / 'w' / 'iter_2.pth'), '--work-dir',
+                str(tmp_path / 't'), *options], cwd=tmp_path)
+    assert 0 <= metric(test.stdout + test.stderr, 'mIoU') <= 100

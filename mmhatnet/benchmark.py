@@ -1,0 +1,428 @@
+"""Speed and memory of the HAT-Net backbone, side by side with the
+computation of the authors' release and with the backbones a user would
+pick instead (mmdet's PVTv2-B2 and Swin-T).
+
+Every model is measured in the same process, on the same input, and the
+timed repeats are interleaved model by model, so that load from other jobs
+on a shared machine falls on all of them alike; medians are reported.
+
+- ``forward_s``: one forward pass under ``torch.no_grad()``.
+- ``train_step_s``: forward, then backward of the sum of all outputs, with
+  gradients for every parameter (set to None before each step, as
+  ``zero_grad()`` does). Models run in training mode (stochastic depth
+  included), as they would be trained.
+- ``forward_cpu_s`` / ``train_step_cpu_s`` (CPU only): the process's CPU
+  time (all threads) for the same calls. It counts work rather than
+  waiting, so it is the steadier figure while other jobs share the cores
+  (run with ``OMP_WAIT_POLICY=PASSIVE`` so that idle OpenMP threads do not
+  spin); wall time is what a user waits for.
+- ``peak_mem_mb``: the most memory the training step holds at once on top
+  of what existed before it (parameters and input): activations saved for
+  backward, temporaries, outputs and the new gradients. On CUDA this is
+  ``torch.cuda.max_memory_allocated`` minus the allocation before the
+  step. On CPU it is read from the allocator itself: the step runs once
+  under ``torch.profiler.profile(profile_memory=True)``, which records
+  every allocation and free of torch's CPU allocator with its size and
+  time; the peak of their running sum is the same quantity as
+  ``max_memory_allocated`` (exact to the byte and free of the process's
+  RSS noise: allocator caching, freed pages kept by malloc, other
+  libraries). ``forward_peak_mem_mb`` is the same for the no-grad forward.
+- ``train_flops`` / ``forward_flops``: multiply-adds x 2 counted by
+  ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix
+  products, attention included; element-wise work is not counted) as each
+  model executes them (HAT-Net's banded ConvFFN recomputes about 1% on
+  band edges), and ``*_mm_fraction``: the FLOP/s so achieved as a
+  fraction of a large dense fp32 matmul's FLOP/s timed in the same run
+  (``matmul_flops_per_s``).
+
+The baseline (:class:`ReleaseBaseline`) computes HAT-Net the way the
+release's ``HAT_Net.py`` does -- explicit ``(q * scale) @ k^T``, softmax,
+``attn @ v`` with its reshapes, and ``nn.GroupNorm`` / ``nn.Conv2d`` / SiLU
+as separate ops -- on the very parameters of a :class:`HATNet`. Where a map
+is not a multiple of G1 (the release would crash) it pads and masks the
+padded keys like mmhatnet, and pools with ``ceil_mode`` (equal to the
+release's floor for divisible sizes), so it computes mmhatnet's outputs
+for every input size; nothing else is optimised.
+"""
+import copy
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import (FlopCounterMode, conv_flop_count,
+                                      sdpa_flop_count)
+
+from .models.attention import HierarchicalAttention, grid_key_mask
+from .models.hatnet import HATNet
+
+# mmdet's settings: configs/pvt/retinanet_pvtv2-b2_fpn_1x_coco.py and
+# configs/swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py (no pretrained init)
+PVTV2_B2 = dict(type='PyramidVisionTransformerV2', embed_dims=64,
+                num_layers=[3, 4, 6, 3])
+SWIN_T = dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2],
+              num_heads=[3, 6, 12, 24], window_size=7, mlp_ratio=4,
+              qkv_bias=True, qk_scale=None, drop_rate=0., attn_drop_rate=0.,
+              drop_path_rate=0.2, patch_norm=True, out_indices=(0, 1, 2, 3),
+              with_cp=False)
+
+
+class ReleaseBaseline(nn.Module):
+    """The computation of the authors' release on the parameters of
+    ``net`` (shared, not copied); see the module docstring.
+
+    It returns the stages of ``net.out_indices`` like ``net`` and ignores
+    ``net.with_cp``.
+    """
+
+    def __init__(self, net: HATNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        net = self.net
+        stem = net.patch_embed
+        x = F.conv2d(x, stem[0].weight, stem[0].bias, 2, 1)
+        x = F.silu(_group_norm(x, stem[1]), inplace=True)
+        x = F.conv2d(x, stem[3].weight, stem[3].bias, 2, 1)
+        outs = []
+        for i, blocks in enumerate(net.blocks):
+            if i:
+                ds = getattr(net, f'ds{i + 1}')
+                x = F.conv2d(x, ds.conv.weight, ds.conv.bias, 2, 1)
+                x = _group_norm(x, ds.norm)
+            for block in blocks:
+                x = x + block.drop_path(_release_attention(block.attn, x))
+                x = x + block.drop_path(_release_ffn(block.conv, x))
+            if i in net.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+
+def _group_norm(x: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
+    return F.group_norm(x, 1, norm.weight, norm.bias, norm.eps)
+
+
+def _conv1x1(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    return F.conv2d(x, conv.weight, conv.bias)
+
+
+def _release_ffn(ffn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    x = F.conv2d(_group_norm(x, ffn.conv1[0]), ffn.conv1[1].weight)
+    x = F.silu(x, inplace=True)
+    dw = ffn.conv2[0]
+    x = F.conv2d(x, dw.weight, padding=dw.padding, groups=dw.groups)
+    x = F.silu(x, inplace=True)
+    return _group_norm(F.conv2d(x, ffn.conv3[0].weight), ffn.conv3[1])
+
+
+def _explicit_attention(q, k, v, scale, key_mask=None):
+    attn = (q * scale) @ k.transpose(-2, -1)
+    if key_mask is not None:
+        attn = attn.masked_fill(~key_mask, float('-inf'))
+    return attn.softmax(dim=-1) @ v
+
+
+def _release_attention(m: HierarchicalAttention,
+                       x: torch.Tensor) -> torch.Tensor:
+    B, C, H, W = x.shape
+    nh, hd, g = m.num_heads, m.head_dim, m.grid_size
+    scale = hd**-0.5
+    qkv = _conv1x1(_group_norm(x, m.norm), m.qkv)
+    if g == 1:
+        # (B, 3, nh, hd, HW) -> (3, B, nh, HW, hd)
+        q, k, v = qkv.reshape(B, 3, nh, hd, H * W).permute(1, 0, 2, 4, 3)
+        out = _explicit_attention(q, k, v, scale)
+        return _conv1x1(out.transpose(-2, -1).reshape(B, C, H, W), m.proj)
+
+    mask = grid_key_mask(H, W, g, x.device)  # (gh * gw, 1, G1 * G1)
+    if mask is not None:
+        qkv = F.pad(qkv, (0, -W % g, 0, -H % g))
+    Hp, Wp = qkv.shape[-2:]
+    gh, gw = Hp // g, Wp // g
+    # (B, 3, nh, hd, gh, G1, gw, G1) -> (3, B * nh * gh * gw, G1 * G1, hd)
+    qkv = qkv.reshape(B, 3, nh, hd, gh, g, gw, g).permute(
+        1, 0, 2, 4, 6, 5, 7, 3).reshape(3, -1, g * g, hd)
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    if mask is not None:  # keys of every (batch, head) share one mask
+        q, k, v = (t.reshape(B * nh, gh * gw, g * g, hd) for t in (q, k, v))
+    local = _explicit_attention(q, k, v, scale, mask)
+    # (B, nh, gh, gw, G1, G1, hd) -> (B, C, Hp, Wp)
+    local = local.reshape(B, nh, gh, gw, g, g, hd).permute(
+        0, 1, 6, 2, 4, 3, 5).reshape(B, C, Hp, Wp)[:, :, :H, :W]
+    local = _group_norm(x + local, m.grid_norm)
+
+    q = _conv1x1(local, m.q).reshape(B, nh, hd, H * W).transpose(-2, -1)
+    pooled = F.avg_pool2d(local, m.pool_ratio, ceil_mode=True)
+    # (B, 2C, h, w) -> (2, B, nh, hw, hd)
+    k, v = _conv1x1(_group_norm(pooled, m.ds_norm), m.kv).reshape(
+        B, 2, nh, hd, -1).permute(1, 0, 2, 4, 3)
+    out = _explicit_attention(q, k, v, scale)
+    out = out.transpose(-2, -1).reshape(B, C, H, W) + local
+    return _conv1x1(out, m.proj)
+
+
+def build_hatnet(arch: str = 'small', config: str | None = None,
+                 **kwargs) -> HATNet:
+    """HAT-Net-``arch``, or the backbone of an mmdet/mmseg config file
+    (its ``init_cfg`` dropped: the benchmark needs no weights)."""
+    if config is None:
+        return HATNet(arch, **kwargs)
+    from mmengine.config import Config
+    from mmengine.registry import MODELS
+    import mmhatnet  # noqa: F401 registers HATNet
+    cfg = copy.deepcopy(Config.fromfile(config).model.backbone)
+    if cfg.get('type') != 'HATNet':
+        raise ValueError(f'{config}: model.backbone is a '
+                         f'{cfg.get("type")}, not a HATNet')
+    cfg.pop('init_cfg', None)
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def build_models(net: HATNet, others: bool = True) -> dict[str, nn.Module]:
+    """The models compared: ``net`` as shipped, the release baseline on the
+    same parameters and, with ``others``, mmdet's PVTv2-B2 and Swin-T."""
+    models = {'hatnet': net, 'release_baseline': ReleaseBaseline(net)}
+    if others:
+        from mmdet.registry import MODELS
+        import mmdet.models  # noqa: F401 registers the backbones
+        models['pvtv2_b2'] = MODELS.build(dict(PVTV2_B2))
+        models['swin_t'] = MODELS.build(dict(SWIN_T))
+    return models
+
+
+def _sdpa_cpu_flop(query_shape, key_shape, value_shape, *args,
+                   out_shape=None, **kwargs) -> int:
+    *lead, sq, d = query_shape
+    batch = 1
+    for n in lead:
+        batch *= n
+    return sdpa_flop_count((1, batch, sq, d), (1, batch, key_shape[-2], d),
+                           (1, batch, value_shape[-2], value_shape[-1]))
+
+
+def _sdpa_cpu_backward_flop(grad_out_shape, query_shape, key_shape,
+                            value_shape, *args, out_shape=None,
+                            **kwargs) -> int:
+    # backward: recompute scores, then grads of attn, q, k and v: 5 matmuls
+    # where the forward does 2
+    return _sdpa_cpu_flop(query_shape, key_shape, value_shape) * 5 // 2
+
+
+def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride,
+                        _padding, _dilation, transposed, _output_padding,
+                        _groups, output_mask, out_shape=None,
+                        **kwargs) -> int:
+    # the input and the weight gradient each take the multiply-adds of the
+    # forward convolution
+    forward = conv_flop_count(x_shape, w_shape, grad_out_shape, transposed)
+    return forward * (bool(output_mask[0]) + bool(output_mask[1]))
+
+
+# torch's counter knows the CUDA attention kernels but not the CPU one, and
+# counts a grouped convolution's weight gradient as a dense one
+_FLOP_MAPPING = {
+    torch.ops.aten.convolution_backward: _conv_backward_flop,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu:
+    _sdpa_cpu_flop,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward:
+    _sdpa_cpu_backward_flop,
+}
+
+
+def _sum_outputs(outs) -> torch.Tensor:
+    if isinstance(outs, torch.Tensor):
+        return outs.sum()
+    return sum(o.float().sum() for o in outs)
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> None:
+    with torch.no_grad():
+        model(x)
+
+
+def _train_step(model: nn.Module, x: torch.Tensor) -> None:
+    _sum_outputs(model(x)).backward()
+
+
+def _clear_grads(model: nn.Module) -> None:
+    for p in model.parameters():
+        p.grad = None
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs (2 x multiply-adds) of the convolutions and matrix products
+    that ``fn`` runs."""
+    with FlopCounterMode(display=False, custom_mapping=_FLOP_MAPPING) as c:
+        fn()
+    return c.get_total_flops()
+
+
+def _timer(device: torch.device
+           ) -> Callable[[Callable[[], object]], tuple[float, float]]:
+    """``timed(fn)`` -> (wall seconds, process CPU seconds) of one call;
+    CPU seconds are NaN on CUDA."""
+    if device.type == 'cuda':
+        def timed(fn):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize(device)
+            return start.elapsed_time(end) / 1e3, float('nan')
+    else:
+        def timed(fn):
+            wall, cpu = time.perf_counter(), time.process_time()
+            fn()
+            return time.perf_counter() - wall, time.process_time() - cpu
+    return timed
+
+
+def peak_memory_bytes(fn: Callable[[], object], device: torch.device) -> int:
+    """Most bytes held at once by tensors that ``fn`` allocates, on top of
+    those that exist before it (see the module docstring)."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True,
+                 record_shapes=False) as prof:
+        fn()
+    events = sorted(
+        (e.start_ns(), e.nbytes())
+        for e in prof.profiler.kineto_results.events()
+        if e.name() == '[memory]' and e.device_type().name == 'CPU')
+    held = peak = 0
+    for _, nbytes in events:
+        held += nbytes
+        peak = max(peak, held)
+    return peak
+
+
+def matmul_flops_per_s(device: torch.device, size: int | None = None,
+                       repeats: int = 5) -> float:
+    """Dense fp32 matmul throughput of ``device``, median of ``repeats``."""
+    size = size or (8192 if device.type == 'cuda' else 2048)
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    timed = _timer(device)
+    timed(lambda: a @ b)  # warm-up
+    seconds = statistics.median(
+        timed(lambda: a @ b)[0] for _ in range(repeats))
+    return 2 * size**3 / seconds
+
+
+def run_benchmark(models: dict[str, nn.Module], shape: Sequence[int],
+                  batch: int = 1, device: str | torch.device = 'cpu',
+                  repeats: int = 3, log: Callable[[str], None] | None = None
+                  ) -> list[dict]:
+    """One record per model (see the module docstring for the fields).
+
+    Models are moved to ``device`` and put in training mode; timed
+    repeats run model after model in turn, after one warm-up each.
+    """
+    device = torch.device(device)
+    log = log or (lambda _: None)
+    torch.manual_seed(0)
+    x = torch.randn(batch, 3, *shape, device=device)
+    for model in models.values():
+        model.to(device).train()
+
+    mm_flops = matmul_flops_per_s(device)
+    log(f'dense fp32 matmul: {mm_flops / 1e9:.1f} GFLOP/s')
+    records = {}
+    for name, model in models.items():
+        _clear_grads(model)
+        fwd_mem = peak_memory_bytes(lambda: _forward(model, x), device)
+        train_mem = peak_memory_bytes(lambda: _train_step(model, x), device)
+        _clear_grads(model)
+        records[name] = dict(
+            name=name, shape=list(shape), batch=batch, device=str(device),
+            threads=torch.get_num_threads(),
+            params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+            forward_flops=count_flops(lambda: _forward(model, x)),
+            train_flops=count_flops(lambda: _train_step(model, x)),
+            forward_peak_mem_mb=fwd_mem / 2**20,
+            peak_mem_mb=train_mem / 2**20,
+            forward_times=[], train_times=[], forward_cpu_times=[],
+            train_cpu_times=[])
+        _clear_grads(model)
+        log(f'{name}: {records[name]["peak_mem_mb"]:.0f} MB per train step')
+
+    timed = _timer(device)
+    for r in range(repeats + 1):  # the first round warms up
+        for name, model in models.items():
+            rec = records[name]
+            fwd, fwd_cpu = timed(lambda: _forward(model, x))
+            _clear_grads(model)
+            step, step_cpu = timed(lambda: _train_step(model, x))
+            _clear_grads(model)
+            if r:
+                rec['forward_times'].append(fwd)
+                rec['train_times'].append(step)
+                rec['forward_cpu_times'].append(fwd_cpu)
+                rec['train_cpu_times'].append(step_cpu)
+            log(f'round {r}{" (warm-up)" if not r else ""} {name}: '
+                f'forward {fwd:.3f} s, train step {step:.3f} s')
+
+    for rec in records.values():
+        rec['forward_s'] = statistics.median(rec['forward_times'])
+        rec['train_step_s'] = statistics.median(rec['train_times'])
+        rec['forward_cpu_s'] = statistics.median(rec['forward_cpu_times'])
+        rec['train_step_cpu_s'] = statistics.median(rec['train_cpu_times'])
+        rec['matmul_flops_per_s'] = mm_flops
+        rec['forward_mm_fraction'] = \
+            rec['forward_flops'] / rec['forward_s'] / mm_flops
+        rec['train_mm_fraction'] = \
+            rec['train_flops'] / rec['train_step_s'] / mm_flops
+    return list(records.values())
+
+
+def format_table(records: list[dict],
+                 baseline: str = 'release_baseline') -> str:
+    """The records as a text table, with ratios against ``baseline``."""
+    base = next((r for r in records if r['name'] == baseline), None)
+    cpu = all(r.get('forward_cpu_s', float('nan')) ==
+              r.get('forward_cpu_s', float('nan')) for r in records)
+    columns = [('fwd s', 'forward_s', 'time'),
+               ('train s', 'train_step_s', 'time')]
+    if cpu:
+        columns += [('fwd cpu-s', 'forward_cpu_s', 'time'),
+                    ('train cpu-s', 'train_step_cpu_s', 'time')]
+    columns += [('mem MB', 'peak_mem_mb', 'mem')]
+    head = ['model', 'params M']
+    for title, _, kind in columns:
+        head += [title, 'x' if kind == 'time' else '/']
+    head += ['fwd GFLOP', 'fwd %mm', 'train %mm']
+    rows = [head]
+    for r in records:
+        row = [r['name'], f'{r["params_m"]:.1f}']
+        for _, key, kind in columns:
+            row.append(f'{r[key]:.0f}' if kind == 'mem' else f'{r[key]:.3f}')
+            if base is None:
+                row.append('-')
+            elif kind == 'time':
+                row.append(f'{base[key] / r[key]:.2f}')
+            else:
+                row.append(f'{r[key] / base[key]:.2f}')
+        row += [f'{r["forward_flops"] / 1e9:.1f}',
+                f'{100 * r["forward_mm_fraction"]:.0f}',
+                f'{100 * r["train_mm_fraction"]:.0f}']
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ['  '.join(c.ljust(w) if i == 0 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, '-' * len(lines[0]))
+    lines.append(f'x: speed-up over {baseline} (higher is faster); '
+                 f'/: memory relative to it; %mm: achieved FLOP/s as % of '
+                 f'dense fp32 matmul')
+    return '\n'.join(lines)

@@ -1,0 +1,102 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmhatnet import HATNet
+from mmhatnet.benchmark import (ReleaseBaseline, build_hatnet, count_flops,
+                                format_table, peak_memory_bytes)
+
+ROOT = os.path.join(os.path.dirname(__file__), '..')
+
+
+@pytest.mark.parametrize('size', [(64, 96), (72, 104)],
+                         ids=['divisible', 'padded'])
+def test_baseline_computes_what_hatnet_computes(size):
+    """The benchmark compares like with like: same outputs, same grads."""
+    net = HATNet('tiny', drop_path_rate=0.)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    baseline = ReleaseBaseline(net)
+    assert list(baseline.parameters()) == list(net.parameters())
+    x = torch.randn(1, 3, *size)
+    results = []
+    for model in (net, baseline):
+        net.zero_grad(set_to_none=True)
+        outs = model(x)
+        sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum()
+            for o in outs).backward()
+        results.append((outs, [p.grad for p in net.parameters()]))
+    (outs, grads), (ref_outs, ref_grads) = results
+    torch.testing.assert_close(outs, ref_outs, rtol=1e-4, atol=1e-4)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_cpu_peak_memory_is_the_allocator_peak():
+    mb = 2**20
+
+    def step():
+        a = torch.ones(4 * mb // 4)  # 4 MB, kept
+        b = torch.ones(8 * mb // 4)  # 8 MB, freed before c
+        del b
+        c = torch.ones(2 * mb // 4)
+        return a, c
+
+    peak = peak_memory_bytes(step, torch.device('cpu'))
+    assert 12 * mb <= peak < 12 * mb + 4096
+
+
+def test_flop_counts_include_cpu_attention_and_grouped_backward():
+    conv = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+    x = torch.randn(1, 8, 16, 16, requires_grad=True)
+    forward = count_flops(lambda: conv(x))
+    assert forward == 2 * 8 * 16 * 16 * 9
+    assert count_flops(lambda: conv(x).sum().backward()) == 3 * forward
+    q = torch.randn(2, 4, 10, 8)
+    flops = count_flops(
+        lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q))
+    assert flops == 2 * 2 * (2 * 4 * 10 * 10 * 8)
+
+
+def test_build_hatnet_from_a_config():
+    net = build_hatnet(config=os.path.join(
+        ROOT, 'configs', 'retinanet_hatnet_small.py'))
+    assert isinstance(net, HATNet) and net.out_channels == (64, 128, 320, 512)
+    assert net.grid_sizes == (8, 8, 8, 1)
+
+
+def test_format_table_gives_ratios_to_the_baseline():
+    def record(name, seconds, mem):
+        return dict(name=name, params_m=1., forward_s=seconds,
+                    train_step_s=2 * seconds, forward_cpu_s=seconds,
+                    train_step_cpu_s=seconds, peak_mem_mb=mem,
+                    forward_flops=1e9, forward_mm_fraction=.1,
+                    train_mm_fraction=.1)
+    table = format_table([record('hatnet', 1., 50.),
+                          record('release_baseline', 2., 100.)])
+    hatnet_row = table.splitlines()[2].split()
+    assert hatnet_row[0] == 'hatnet'
+    assert hatnet_row[3:5] == ['2.00', '2.000']  # fwd x, then train s
+    assert '0.50' in hatnet_row
+
+
+def test_cli_writes_one_record_per_model(tmp_path):
+    path = tmp_path / 'bench.json'
+    run = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools', 'benchmark.py'),
+         '--arch', 'tiny', '--shape', '32', '48', '--repeats', '1',
+         '--json', str(path)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert 'release_baseline' in run.stdout
+    records = json.loads(path.read_text())
+    assert [r['name'] for r in records] == [
+        'hatnet', 'release_baseline', 'pvtv2_b2', 'swin_t']
+    for r in records:
+        for key in ('forward_s', 'train_step_s', 'peak_mem_mb',
+                    'forward_flops', 'train_flops', 'train_step_cpu_s'):
+            assert r[key] > 0, (r['name'], key)
+        assert r['shape'] == [32, 48] and r['batch'] == 1

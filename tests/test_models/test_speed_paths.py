@@ -1,0 +1,142 @@
+"""The backbone's fast paths: the banded ConvFFN, channels-last, autocast
+and torch.compile."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmhatnet import HATNet
+from mmhatnet.models import hatnet
+from mmhatnet.models.hatnet import ConvFFN, _SiLUDepthwiseSiLUProject
+
+# every stage has one block; stage 1 of a 72x88 input is 18x22: padded grids
+TINY = dict(embed_dims=(16, 32, 48, 64), depths=(1, 1, 1, 1),
+            expansions=(2, 2, 2, 2), kernel_sizes=(3, 5, 3, 3), head_dim=16)
+SIZE = (72, 88)
+
+
+@pytest.fixture(params=['banded', 'one-band'])
+def bands(request, monkeypatch):
+    """ConvFFN's CPU bands: 2 rows, so that every map is cut into many, or
+    the default (these small maps fit one band)."""
+    if request.param == 'banded':
+        monkeypatch.setattr(hatnet, 'BAND_BYTES', 1)
+        monkeypatch.setattr(hatnet, 'BAND_MIN_ROWS', 2)
+
+
+def _tiny_model(**kwargs) -> HATNet:
+    model = HATNet(TINY, drop_path_rate=0., **kwargs)
+    for p in model.parameters():  # far from identity: every path matters
+        torch.nn.init.normal_(p, std=0.3)
+    return model
+
+
+def _unfused_ffn(m: ConvFFN, x: torch.Tensor) -> torch.Tensor:
+    h = F.silu(m.conv1(x))
+    return m.conv3(F.silu(m.conv2(h)))
+
+
+def _outputs_and_grads(fn, x, params):
+    x = x.detach().clone().requires_grad_()
+    for p in params:
+        p.grad = None
+    out = fn(x)
+    outs = out if isinstance(out, tuple) else (out, )
+    weights = [torch.linspace(-1, 1, o.numel()).view_as(o) for o in outs]
+    sum((o * w).sum() for o, w in zip(outs, weights)).backward()
+    return outs, [x.grad] + [p.grad for p in params]
+
+
+@pytest.mark.parametrize('kernel_size', [3, 5])
+@pytest.mark.parametrize('channels_last', [True, False])
+def test_banded_convffn_matches_the_unfused_ops(bands, kernel_size,
+                                                channels_last):
+    m = ConvFFN(8, 3, kernel_size)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(2, 8, 11, 13)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    params = list(m.parameters())
+    outs, grads = _outputs_and_grads(m, x, params)
+    ref_outs, ref_grads = _outputs_and_grads(
+        lambda t: _unfused_ffn(m, t), x, params)
+    torch.testing.assert_close(outs, ref_outs, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # the banded inference path
+        torch.testing.assert_close(m(x), ref_outs[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('needs', [(True, True, True), (True, False, False),
+                                   (False, True, False),
+                                   (False, False, True)])
+def test_fused_ffn_gradients_are_exact(bands, needs):
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(1, 4, 7, 5, dtype=torch.double, generator=g)
+    depthwise = torch.randn(4, 1, 3, 3, dtype=torch.double, generator=g)
+    project = torch.randn(3, 4, 1, 1, dtype=torch.double, generator=g)
+    inputs = [h.contiguous(memory_format=torch.channels_last), depthwise,
+              project]
+    for t, need in zip(inputs, needs):
+        t.requires_grad_(need)
+    assert torch.autograd.gradcheck(_SiLUDepthwiseSiLUProject.apply,
+                                    inputs)
+
+
+def test_channels_last_input_gives_the_same_outputs():
+    model = _tiny_model().eval()
+    x = torch.randn(2, 3, *SIZE)
+    with torch.no_grad():
+        ref = model(x)
+        out = model(x.contiguous(memory_format=torch.channels_last))
+    for r, o in zip(ref, out):
+        assert r.is_contiguous()  # outputs keep the input's format
+        assert o.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(o, r, rtol=1e-6, atol=1e-6)
+
+
+def test_training_step_is_the_same_for_both_memory_formats():
+    model = _tiny_model()
+    params = list(model.parameters())
+    x = torch.randn(1, 3, *SIZE)
+    ref_outs, ref_grads = _outputs_and_grads(model, x, params)
+    outs, grads = _outputs_and_grads(
+        model, x.contiguous(memory_format=torch.channels_last), params)
+    torch.testing.assert_close(outs, ref_outs, rtol=1e-6, atol=1e-6)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_autocast_bfloat16_agrees_with_float32():
+    model = _tiny_model()
+    x = torch.randn(1, 3, *SIZE)
+    ref = model(x)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        outs = model(x)
+        loss = sum(o.float().square().mean() for o in outs)
+    loss.backward()
+    for o, r in zip(outs, ref):
+        assert o.isfinite().all()
+        # bf16 keeps 8 bits of mantissa: about 1% per op here
+        assert (o.float() - r).norm() <= 0.05 * r.norm()
+    assert all(p.grad.isfinite().all() for p in model.parameters())
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        for o, r in zip(model(x), ref):
+            assert (o.float() - r).norm() <= 0.05 * r.norm()
+
+
+def test_compiles_to_one_graph_with_the_eager_results(bands):
+    torch._dynamo.reset()
+    model = _tiny_model()
+    params = list(model.parameters())
+    x = torch.randn(1, 3, 40, 56)  # stage 1: 10x14, padded grids
+    # fullgraph: any graph break raises; aot_eager also traces backward
+    compiled = torch.compile(model, backend='aot_eager', fullgraph=True)
+    outs, grads = _outputs_and_grads(compiled, x, params)
+    ref_outs, ref_grads = _outputs_and_grads(model, x, params)
+    torch.testing.assert_close(outs, ref_outs, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-5,
+                                   atol=1e-5)

@@ -1,0 +1,55 @@
+"""Time and memory of HAT-Net against the release's computation, PVTv2-B2
+and Swin-T, at one input size.
+
+    python tools/benchmark.py --arch small --shape 512 512
+    python tools/benchmark.py --config configs/retinanet_hatnet_small.py \
+        --shape 800 1344 --device cuda --json bench.json
+
+What each number means: the docstring of mmhatnet/benchmark.py.
+"""
+import argparse
+import json
+
+import torch
+
+from mmhatnet.benchmark import (build_hatnet, build_models, format_table,
+                                run_benchmark)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--arch', default='small',
+                        help='HATNet arch (default: small)')
+    source.add_argument('--config', help='mmdet/mmseg config whose '
+                        'model.backbone is a HATNet')
+    parser.add_argument('--shape', type=int, nargs=2, required=True,
+                        metavar=('H', 'W'), help='input height and width')
+    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='timed rounds after one warm-up (default: 3)')
+    parser.add_argument('--hatnet-only', action='store_true',
+                        help='skip PVTv2-B2 and Swin-T')
+    parser.add_argument('--json', metavar='PATH',
+                        help='write one record per model to PATH')
+    args = parser.parse_args(argv)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.exit(2, 'error: --device cuda, but CUDA is not available\n')
+
+    net = build_hatnet(args.arch, args.config)
+    models = build_models(net, others=not args.hatnet_only)
+    print(f'input {args.batch}x3x{args.shape[0]}x{args.shape[1]} on '
+          f'{args.device} ({torch.get_num_threads()} threads), '
+          f'{args.repeats} timed rounds')
+    records = run_benchmark(models, args.shape, args.batch, args.device,
+                            args.repeats, log=print)
+    print(format_table(records))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(records, f, indent=2)
+        print(f'wrote {args.json}')
+
+
+if __name__ == '__main__':
+    main()
