@@ -3,7 +3,9 @@ mmpretrain configs (the config's ``default_scope`` picks the toolbox)."""
 import argparse
 import os
 import os.path as osp
+from datetime import timedelta
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -40,7 +42,25 @@ def _load_config(args) -> Config:
     return cfg
 
 
+def _cpu_distributed(cfg: Config) -> None:
+    """Let ``--launcher pytorch`` run on CPU processes (gloo).
+
+    mmengine 0.10.7 calls ``torch.cuda.set_device`` and gives DDP a device
+    id whatever the device: without a GPU, start the process group here
+    (mmengine then skips its own) and wrap the model with no device ids.
+    """
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available() or \
+            torch.distributed.is_initialized():
+        return
+    timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout')
+    torch.distributed.init_process_group(
+        'gloo', timeout=timedelta(seconds=timeout) if timeout else None)
+    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel',
+                                 device_ids=None, broadcast_buffers=False)
+
+
 def _build_runner(cfg: Config) -> Runner:
+    _cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

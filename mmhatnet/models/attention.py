@@ -68,6 +68,11 @@ class HierarchicalAttention(nn.Module):
         pool_ratio: G2, kernel and stride of the average pooling.
         fused: use ``scaled_dot_product_attention`` (True) or the plain
             ``softmax(q k^T) v`` reference (False).
+
+    The steps are laid out for channels-last maps (HATNet runs so on CPU):
+    there q, k, v and the attention outputs are views, and the only copies
+    are the grid gather and scatter of the local step. Contiguous maps
+    work too, at the cost of a few more copies.
     """
 
     def __init__(self, dim: int, head_dim: int, grid_size: int = 1,
@@ -100,21 +105,20 @@ class HierarchicalAttention(nn.Module):
             return self.proj(_to_map(out, H, W))
 
         local = self.grid_norm(self._local_attention(x))
-        q = self._split_heads(_tokens(self.q(local)), 1)
+        q, = self._split_heads(_tokens(self.q(local)), 1)
         pooled = F.avg_pool2d(local, self.pool_ratio, ceil_mode=True)
         kv = _tokens(self.kv(self.ds_norm(pooled)))  # (B, hw, 2C)
         k, v = self._split_heads(kv, 2)
         out = attention(q, k, v, fused=self.fused)
         return self.proj(_to_map(out, H, W) + local)
 
-    def _split_heads(self, tokens: torch.Tensor, n: int
-                     ) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        """(..., L, n * C) -> n views of shape (..., nh, L, hd); one view
-        for n = 1."""
+    def _split_heads(self, tokens: torch.Tensor,
+                     n: int) -> tuple[torch.Tensor, ...]:
+        """(..., L, n * C) -> n views of shape (..., nh, L, hd)."""
         *batch, L, _ = tokens.shape
         tokens = tokens.reshape(*batch, L, n, self.num_heads, self.head_dim)
-        if n == 1:  # no unbind, whose backward would copy
-            return tokens.squeeze(-3).transpose(-3, -2)
+        if n == 1:  # unbind's backward would copy the gradient
+            return tokens.squeeze(-3).transpose(-3, -2),
         return tokens.movedim(-3, 0).transpose(-3, -2).unbind(0)
 
     def _local_attention(self, x: torch.Tensor) -> torch.Tensor:

@@ -29,13 +29,13 @@ class ConvFFN(nn.Module):
     time: glibc serves buffers over 32 MB with fresh pages, and faulting
     them in costs as much as a pass of SiLU over them. So:
 
-    - training keeps the two E*C-channel SiLU inputs for backward, not
-      also their outputs (half the memory of plain autograd), and
-      recomputes the SiLUs (element-wise, so bit-identical);
-    - everything after the expansion runs over bands of rows with a
-      K // 2 halo (``_row_bands``), so that only the kept maps and two
-      gradients are full-size; without grad the expansion is banded too
-      and no E*C-channel map is ever whole.
+    - training keeps two E*C-channel maps for backward, the inputs of the
+      two SiLUs, where plain autograd keeps four, and recomputes the SiLUs
+      (element-wise, so bit-identical);
+    - all but the expansion's output runs over bands of rows with a K // 2
+      halo (``_row_bands``), gradients included, so that no other
+      E*C-channel map is ever whole; without grad the expansion is banded
+      too.
 
     Outputs and gradients are those of the unbanded ops up to the order of
     float sums (weight gradients add up band by band).
@@ -57,20 +57,16 @@ class ConvFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         normed = self.conv1[0](x)
-        expand, depthwise = self.conv1[1], self.conv2[0].weight
-        project, norm = self.conv3
-        if torch.is_grad_enabled() and (
-                normed.requires_grad or expand.weight.requires_grad or
-                depthwise.requires_grad or project.weight.requires_grad):
-            hidden = expand(normed)  # (N, E*C, H, W), before the SiLU
-            # under autocast the convolutions run in the maps' dtype
-            out = _SiLUDepthwiseSiLUProject.apply(
-                hidden, depthwise.to(hidden.dtype),
-                project.weight.to(hidden.dtype))
+        weights = (self.conv1[1].weight, self.conv2[0].weight,
+                   self.conv3[0].weight)
+        if torch.is_grad_enabled() and (normed.requires_grad or any(
+                w.requires_grad for w in weights)):
+            dtype = _autocast_dtype(normed)
+            out = _InvertedResidual.apply(normed.to(dtype),
+                                          *(w.to(dtype) for w in weights))
         else:
-            out = _banded_inference(normed, expand.weight, depthwise,
-                                    project.weight)
-        return norm(out)
+            out = _banded_inference(normed, *weights)
+        return self.conv3[1](out)
 
 
 # ConvFFN's bands on CPU: about 8 MB (well under glibc's 32 MB mmap
@@ -95,6 +91,15 @@ def _row_bands(x: torch.Tensor, channels: int, halo: int):
         yield r0, r1, max(r0 - halo, 0), min(r1 + halo, height)
 
 
+def _autocast_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype autocast would run a convolution of ``x`` in."""
+    device = x.device.type
+    if x.dtype != torch.float64 and torch.amp.is_autocast_available(
+            device) and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return x.dtype
+
+
 def _silu_grad_(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``grad * silu'(x)``, in place in eager mode (dynamo traces no
     ``out=`` into channels-last tensors; inductor plans buffers itself)."""
@@ -106,6 +111,25 @@ def _silu_grad_(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def _depthwise(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, weight, padding=weight.shape[-1] // 2,
                     groups=weight.shape[0])
+
+
+def _conv_grads(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                padding: int | tuple[int, int], need_x: bool,
+                need_weight: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input and weight gradients of a stride-1 convolution without bias;
+    the input gradient reads only the shape of ``x``."""
+    groups = x.shape[1] // weight.shape[1]
+    padding = padding if isinstance(padding, tuple) else (padding, padding)
+    return torch.ops.aten.convolution_backward(
+        grad, x, weight, None, (1, 1), padding, (1, 1), False, (0, 0),
+        groups, (need_x, need_weight, False))[:2]
+
+
+def _sum(tensors) -> torch.Tensor | None:
+    total = None
+    for t in tensors:
+        total = t if total is None else total + t
+    return total
 
 
 def _banded_inference(normed: torch.Tensor, expand: torch.Tensor,
@@ -122,13 +146,16 @@ def _banded_inference(normed: torch.Tensor, expand: torch.Tensor,
     return torch.cat(outs, dim=2)
 
 
-class _SiLUDepthwiseSiLUProject(torch.autograd.Function):
-    """``conv1x1(silu(depthwise(silu(h))))`` over row bands, saving ``h``
-    and the depthwise output ``d`` for backward (see ConvFFN)."""
+class _InvertedResidual(torch.autograd.Function):
+    """``project(silu(depthwise(silu(expand(normed)))))`` (the release's
+    name for ConvFFN), keeping ``h = expand(normed)`` and ``d =
+    depthwise(silu(h))`` for backward; see ConvFFN."""
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, depthwise: torch.Tensor,
+    def forward(ctx, normed: torch.Tensor, expand: torch.Tensor,
+                depthwise: torch.Tensor,
                 project: torch.Tensor) -> torch.Tensor:
+        h = F.conv2d(normed, expand)
         d = torch.empty_like(h)
         outs = []
         for r0, r1, a, b in _row_bands(h, h.shape[1],
@@ -137,67 +164,54 @@ class _SiLUDepthwiseSiLUProject(torch.autograd.Function):
                               depthwise)[:, :, r0 - a:r1 - a]
             d[:, :, r0:r1] = band
             outs.append(F.conv2d(F.silu(band, inplace=True), project))
-        ctx.save_for_backward(h, d, depthwise, project)
+        ctx.save_for_backward(normed, h, d, expand, depthwise, project)
         return torch.cat(outs, dim=2)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        h, d, depthwise, project = ctx.saved_tensors
-        need_h, need_depthwise, need_project = ctx.needs_input_grad
+        normed, h, d, expand, depthwise, project = ctx.saved_tensors
+        need_normed, need_expand, need_depthwise, need_project = \
+            ctx.needs_input_grad
+        need_h = need_normed or need_expand
         need_d = need_h or need_depthwise
-        p, groups = depthwise.shape[-1] // 2, depthwise.shape[0]
-        bands = list(_row_bands(h, h.shape[1], p))
-
-        def conv_grads(grad, x, weight, padding, groups, need_x, need_w):
-            # the input gradient reads only the shape of x
-            return torch.ops.aten.convolution_backward(
-                grad, x, weight, None, (1, 1), padding, (1, 1), False,
-                (0, 0), groups, (need_x, need_w, False))[:2]
-
-        if len(bands) == 1:  # one call gives both gradients
-            grad, grad_project = conv_grads(grad, F.silu(d), project, (0, 0),
-                                            1, need_d, need_project)
+        p = depthwise.shape[-1] // 2
+        grad_normed = torch.empty_like(normed) if need_normed else None
+        grads = {'expand': [], 'depthwise': [], 'project': []}
+        for r0, r1, a, b in _row_bands(h, h.shape[1], p):
+            if need_project:
+                grads['project'].append(_conv_grads(
+                    grad[:, :, r0:r1], F.silu(d[:, :, r0:r1]), project, 0,
+                    False, True)[1])
             if not need_d:
-                return None, None, grad_project
-            grad = _silu_grad_(grad, d)
-            grad_h, grad_depthwise = conv_grads(
-                grad, F.silu(h), depthwise, (p, p), groups, need_h,
-                need_depthwise)
-            return (_silu_grad_(grad_h, h) if need_h else None,
-                    grad_depthwise, grad_project)
-
-        # input gradients over the whole map, weight gradients band by band
-        grad_project = _sum(
-            conv_grads(grad[:, :, r0:r1], F.silu(d[:, :, r0:r1]), project,
-                       (0, 0), 1, False, True)[1]
-            for r0, r1, _, _ in bands) if need_project else None
-        if not need_d:
-            return None, None, grad_project
-        grad = conv_grads(grad, d, project, (0, 0), 1, True, False)[0]
-        grad = _silu_grad_(grad, d)  # (N, E*C, H, W), w.r.t. d
-        # silu(h) on a band and its halo, zero-padded where the band meets
-        # the map's edge: a 'valid' convolution along H
-        grad_depthwise = _sum(
-            conv_grads(grad[:, :, r0:r1],
-                       F.pad(F.silu(h[:, :, a:b]),
-                             (0, 0, p - (r0 - a), p - (b - r1))),
-                       depthwise, (0, p), groups, False, True)[1]
-            for r0, r1, a, b in bands) if need_depthwise else None
-        grad_h = None
-        if need_h:
-            grad_h = conv_grads(grad, h, depthwise, (p, p), groups, True,
-                                False)[0]
-            grad_h = _silu_grad_(grad_h, h)
-        return grad_h, grad_depthwise, grad_project
-
-
-def _sum(tensors) -> torch.Tensor:
-    tensors = iter(tensors)
-    total = next(tensors)
-    for t in tensors:
-        total = total + t
-    return total
+                continue
+            # w.r.t. d on the band and its halo: (N, E*C, b - a, W)
+            g = _conv_grads(grad[:, :, a:b], d[:, :, a:b], project, 0, True,
+                            False)[0]
+            g = _silu_grad_(g, d[:, :, a:b])
+            if need_depthwise:
+                # from silu(h) on the band and its halo, zero-padded only
+                # where the band meets the map's edge
+                top, bottom = p - (r0 - a), p - (b - r1)
+                s = F.silu(h[:, :, a:b])
+                if top != bottom:
+                    s, top = F.pad(s, (0, 0, top, bottom)), 0
+                grads['depthwise'].append(_conv_grads(
+                    g[:, :, r0 - a:r1 - a], s, depthwise, (top, p), False,
+                    True)[1])
+            if not need_h:
+                continue
+            g = _conv_grads(g, h[:, :, a:b], depthwise, p, True,
+                            False)[0][:, :, r0 - a:r1 - a]
+            g = _silu_grad_(g, h[:, :, r0:r1])
+            g, grad_expand = _conv_grads(g, normed[:, :, r0:r1], expand, 0,
+                                         need_normed, need_expand)
+            if need_normed:
+                grad_normed[:, :, r0:r1] = g
+            if need_expand:
+                grads['expand'].append(grad_expand)
+        return (grad_normed, _sum(grads['expand']),
+                _sum(grads['depthwise']), _sum(grads['project']))
 
 
 class HATBlock(nn.Module):

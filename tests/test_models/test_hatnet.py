@@ -10,8 +10,8 @@ from mmhatnet import HATNet
 from mmhatnet.checkpoint import convert_official, release_layout
 from release_reference import random_release_state_dict, release_forward
 
-REFERENCE = os.path.join(os.path.dirname(__file__), '..', '..', '..',
-                         'shared', 'reference',
+# every key and shape of the released checkpoints, per variant
+REFERENCE = os.path.join(os.path.dirname(__file__), '..', 'data',
                          'official_state_dict_keys.json')
 ARCHS = ('tiny', 'small', 'medium', 'large')
 DIMS = dict(tiny=(48, 96, 240, 384), small=(64, 128, 320, 512),

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from mmhatnet import HATNet
 from mmhatnet.models import hatnet
-from mmhatnet.models.hatnet import ConvFFN, _SiLUDepthwiseSiLUProject
+from mmhatnet.models.hatnet import ConvFFN, _InvertedResidual
 
 # every stage has one block; stage 1 of a 72x88 input is 18x22: padded grids
 TINY = dict(embed_dims=(16, 32, 48, 64), depths=(1, 1, 1, 1),
@@ -67,20 +67,21 @@ def test_banded_convffn_matches_the_unfused_ops(bands, kernel_size,
         torch.testing.assert_close(m(x), ref_outs[0], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('needs', [(True, True, True), (True, False, False),
-                                   (False, True, False),
-                                   (False, False, True)])
+@pytest.mark.parametrize('needs', [
+    (True, True, True, True), (True, False, False, False),
+    (False, True, False, False), (False, False, True, False),
+    (False, False, False, True), (False, False, True, True)])
 def test_fused_ffn_gradients_are_exact(bands, needs):
+    """Each gradient alone (the others not needed), and all together."""
     g = torch.Generator().manual_seed(0)
-    h = torch.randn(1, 4, 7, 5, dtype=torch.double, generator=g)
-    depthwise = torch.randn(4, 1, 3, 3, dtype=torch.double, generator=g)
-    project = torch.randn(3, 4, 1, 1, dtype=torch.double, generator=g)
-    inputs = [h.contiguous(memory_format=torch.channels_last), depthwise,
-              project]
+    inputs = [torch.randn(1, 3, 7, 5, dtype=torch.double, generator=g)
+              .contiguous(memory_format=torch.channels_last),  # normed
+              torch.randn(4, 3, 1, 1, dtype=torch.double, generator=g),
+              torch.randn(4, 1, 3, 3, dtype=torch.double, generator=g),
+              torch.randn(2, 4, 1, 1, dtype=torch.double, generator=g)]
     for t, need in zip(inputs, needs):
         t.requires_grad_(need)
-    assert torch.autograd.gradcheck(_SiLUDepthwiseSiLUProject.apply,
-                                    inputs)
+    assert torch.autograd.gradcheck(_InvertedResidual.apply, inputs)
 
 
 def test_channels_last_input_gives_the_same_outputs():

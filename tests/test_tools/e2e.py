@@ -41,7 +41,9 @@ SMALL = {
         'test_dataloader.dataset.pipeline.1.scale=73',
         'test_dataloader.dataset.pipeline.2.crop_size=64',
         'val_evaluator.topk=(1,)', 'test_evaluator.topk=(1,)',
-        'train_cfg.max_epochs=1',
+        'train_cfg.max_epochs=2',
+        # 20 warm-up epochs, then cosine: shortened to 1 + 1
+        'param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
     ],
 }
 SMALL['mask-rcnn'] = SMALL['retinanet'][:-1] + [

@@ -15,7 +15,7 @@ CASES = [
     ('retinanet', 'coco', 'epoch_2.pth', ['coco/bbox_mAP']),
     ('mask-rcnn', 'coco', 'epoch_2.pth',
      ['coco/bbox_mAP', 'coco/segm_mAP']),
-    ('imagenet', 'imagenet', 'epoch_1.pth', ['accuracy/top1']),
+    ('imagenet', 'imagenet', 'epoch_2.pth', ['accuracy/top1']),
 ]
 
 
