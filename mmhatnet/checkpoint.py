@@ -6,6 +6,7 @@ it is an OpenMMLab checkpoint: ``backbone.*`` (names unchanged, the unused
 ``attn.proj_norm`` dropped) and ``head.fc.*`` (the release's
 ``classifier.1``).
 """
+import io
 import os
 import tempfile
 
@@ -134,21 +135,28 @@ def convert_official(state_dict: dict,
     return name, converted
 
 
-def save_checkpoint(checkpoint: dict, path: str) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename:
-    an interrupted save never leaves a partial file at ``path``."""
+def write_atomically(data: bytes, path: str) -> None:
+    """Write ``data`` to a temporary file in the same folder, fsync, then
+    rename: an interrupted write never leaves a partial file at ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(checkpoint, f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def save_checkpoint(checkpoint: dict, path: str) -> None:
+    """``torch.save`` ``checkpoint`` to ``path`` atomically."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_atomically(buffer.getvalue(), path)
 
 
 def convert_file(src: str, dst: str, arch: str | None = None) -> str:

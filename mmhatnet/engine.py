@@ -15,11 +15,8 @@
   iteration), so a resumed run draws what the uninterrupted run drew.
 - ``check_config``: mistakes found before a run starts, with the fix.
 """
-import os
 import os.path as osp
 import pickle
-import tempfile
-
 import random
 
 import numpy as np
@@ -28,6 +25,8 @@ from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
 from mmengine.registry import HOOKS
+
+from .checkpoint import write_atomically
 
 ATOMIC_BACKEND = 'atomic_local'
 
@@ -38,18 +37,7 @@ class AtomicLocalBackend(LocalBackend):
     rename."""
 
     def put(self, obj: bytes, filepath) -> None:
-        folder = osp.dirname(osp.abspath(filepath))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                f.write(obj)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, filepath)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomically(obj, filepath)
 
 
 def _numpy_globals() -> list:
