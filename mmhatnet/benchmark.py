@@ -6,6 +6,15 @@ Every model is measured in the same process, on the same input, and the
 timed repeats are interleaved model by model, so that load from other jobs
 on a shared machine falls on all of them alike; medians are reported.
 
+On CPU a pass's time depends on the state of glibc's malloc, which maps
+large buffers afresh (page faults cost about as much as a pass of SiLU over
+the buffer) and adapts its threshold for doing so to the buffers freed
+before. So each timed call directly follows an untimed call of the same
+kind on the same model, as in a loop over batches, and all forward passes
+are timed before any training step has run, as in an inference process.
+(Training steps free larger buffers, after which forward passes can fault
+less and run faster, the baseline's more than mmhatnet's.)
+
 - ``forward_s``: one forward pass under ``torch.no_grad()``.
 - ``train_step_s``: forward, then backward of the sum of all outputs, with
   gradients for every parameter (set to None before each step, as
@@ -326,8 +335,11 @@ def run_benchmark(models: dict[str, nn.Module], shape: Sequence[int],
                   ) -> list[dict]:
     """One record per model (see the module docstring for the fields).
 
-    Models are moved to ``device`` and put in training mode; timed
-    repeats run model after model in turn, after one warm-up each.
+    Models are moved to ``device`` and put in training mode. All forward
+    passes are timed first, before any backward has run in the process
+    (as in an inference process), then memory and FLOPs are measured, then
+    the training steps are timed; each timing is ``repeats`` rounds over
+    the models in turn.
     """
     device = torch.device(device)
     log = log or (lambda _: None)
@@ -335,55 +347,60 @@ def run_benchmark(models: dict[str, nn.Module], shape: Sequence[int],
     x = torch.randn(batch, 3, *shape, device=device)
     for model in models.values():
         model.to(device).train()
-
     mm_flops = matmul_flops_per_s(device)
     log(f'dense fp32 matmul: {mm_flops / 1e9:.1f} GFLOP/s')
-    records = {}
-    for name, model in models.items():
-        _clear_grads(model)
-        fwd_mem = peak_memory_bytes(lambda: _forward(model, x), device)
-        train_mem = peak_memory_bytes(lambda: _train_step(model, x), device)
-        _clear_grads(model)
-        records[name] = dict(
-            name=name, shape=list(shape), batch=batch, device=str(device),
-            threads=torch.get_num_threads(),
-            params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-            forward_flops=count_flops(lambda: _forward(model, x)),
-            train_flops=count_flops(lambda: _train_step(model, x)),
-            forward_peak_mem_mb=fwd_mem / 2**20,
-            peak_mem_mb=train_mem / 2**20,
-            forward_times=[], train_times=[], forward_cpu_times=[],
-            train_cpu_times=[])
-        _clear_grads(model)
-        log(f'{name}: {records[name]["peak_mem_mb"]:.0f} MB per train step')
 
+    records = {name: dict(name=name, shape=list(shape), batch=batch,
+                          device=str(device), threads=torch.get_num_threads(),
+                          params_m=sum(p.numel() for p in model.parameters())
+                          / 1e6)
+               for name, model in models.items()}
     timed = _timer(device)
-    for r in range(repeats + 1):  # the first round warms up
-        for name, model in models.items():
-            rec = records[name]
-            fwd, fwd_cpu = timed(lambda: _forward(model, x))
-            _clear_grads(model)
-            step, step_cpu = timed(lambda: _train_step(model, x))
-            _clear_grads(model)
-            if r:
-                rec['forward_times'].append(fwd)
-                rec['train_times'].append(step)
-                rec['forward_cpu_times'].append(fwd_cpu)
-                rec['train_cpu_times'].append(step_cpu)
-            log(f'round {r}{" (warm-up)" if not r else ""} {name}: '
-                f'forward {fwd:.3f} s, train step {step:.3f} s')
+    for key, step in (('forward', _forward), ('train_step', _train_step)):
+        if step is _train_step:
+            for name, model in models.items():
+                records[name].update(_memory_and_flops(model, x, device))
+                log(f'{name}: {records[name]["peak_mem_mb"]:.0f} MB per '
+                    f'train step')
+        times = {name: [] for name in models}
+        for r in range(repeats):
+            for name, model in models.items():
+                # each timed call follows an untimed one of its kind, as in
+                # a loop over batches: the allocator holds what this
+                # model's previous call left, not another model's
+                step(model, x)
+                _clear_grads(model)
+                times[name].append(timed(lambda: step(model, x)))
+                _clear_grads(model)
+                log(f'round {r + 1} {name}: {key.replace("_", " ")} '
+                    f'{times[name][-1][0]:.3f} s')
+        for name, pairs in times.items():
+            wall, cpu = zip(*pairs)
+            records[name][f'{key}_s'] = statistics.median(wall)
+            records[name][f'{key}_cpu_s'] = statistics.median(cpu)
+            records[name][f'{key}_times'] = list(wall)
 
     for rec in records.values():
-        rec['forward_s'] = statistics.median(rec['forward_times'])
-        rec['train_step_s'] = statistics.median(rec['train_times'])
-        rec['forward_cpu_s'] = statistics.median(rec['forward_cpu_times'])
-        rec['train_step_cpu_s'] = statistics.median(rec['train_cpu_times'])
         rec['matmul_flops_per_s'] = mm_flops
         rec['forward_mm_fraction'] = \
             rec['forward_flops'] / rec['forward_s'] / mm_flops
         rec['train_mm_fraction'] = \
             rec['train_flops'] / rec['train_step_s'] / mm_flops
     return list(records.values())
+
+
+def _memory_and_flops(model: nn.Module, x: torch.Tensor,
+                      device: torch.device) -> dict:
+    _clear_grads(model)
+    fwd_mem = peak_memory_bytes(lambda: _forward(model, x), device)
+    train_mem = peak_memory_bytes(lambda: _train_step(model, x), device)
+    _clear_grads(model)
+    record = dict(forward_flops=count_flops(lambda: _forward(model, x)),
+                  train_flops=count_flops(lambda: _train_step(model, x)),
+                  forward_peak_mem_mb=fwd_mem / 2**20,
+                  peak_mem_mb=train_mem / 2**20)
+    _clear_grads(model)
+    return record
 
 
 def format_table(records: list[dict],

@@ -100,3 +100,13 @@ def test_cli_writes_one_record_per_model(tmp_path):
                     'forward_flops', 'train_flops', 'train_step_cpu_s'):
             assert r[key] > 0, (r['name'], key)
         assert r['shape'] == [32, 48] and r['batch'] == 1
+
+
+@pytest.mark.parametrize('flag', ['--repeats', '--batch'])
+def test_cli_refuses_a_count_below_one(flag):
+    run = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools', 'benchmark.py'),
+         '--shape', '32', '32', flag, '0'], capture_output=True, text=True,
+        timeout=300)
+    assert run.returncode == 2
+    assert f'{flag} must be at least 1, got 0' in run.stderr

@@ -28,12 +28,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
     parser.add_argument('--repeats', type=int, default=3,
-                        help='timed rounds after one warm-up (default: 3)')
+                        help='timed rounds, each call after an untimed one '
+                        '(default: 3)')
     parser.add_argument('--hatnet-only', action='store_true',
                         help='skip PVTv2-B2 and Swin-T')
     parser.add_argument('--json', metavar='PATH',
                         help='write one record per model to PATH')
     args = parser.parse_args(argv)
+    for name in ('batch', 'repeats'):
+        if getattr(args, name) < 1:
+            parser.exit(2, f'error: --{name} must be at least 1, got '
+                        f'{getattr(args, name)}\n')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.exit(2, 'error: --device cuda, but CUDA is not available\n')
 
