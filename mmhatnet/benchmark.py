@@ -44,6 +44,9 @@ less and run faster, the baseline's more than mmhatnet's.)
   fraction of a large dense fp32 matmul's FLOP/s timed in the same run
   (``matmul_flops_per_s``).
 
+:func:`convffn_bands` times one ConvFFN with its CPU row bands (as shipped)
+and without, interleaved in one process: the measure behind the bands.
+
 The baseline (:class:`ReleaseBaseline`) computes HAT-Net the way the
 release's ``HAT_Net.py`` does -- explicit ``(q * scale) @ k^T``, softmax,
 ``attn @ v`` with its reshapes, and ``nn.GroupNorm`` / ``nn.Conv2d`` / SiLU
@@ -53,10 +56,13 @@ padded keys like mmhatnet, and pools with ``ceil_mode`` (equal to the
 release's floor for divisible sizes), so it computes mmhatnet's outputs
 for every input size; nothing else is optimised.
 """
+import contextlib
 import copy
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -64,8 +70,9 @@ from torch import nn
 from torch.utils.flop_counter import (FlopCounterMode, conv_flop_count,
                                       sdpa_flop_count)
 
+from .models import hatnet as hatnet_module
 from .models.attention import HierarchicalAttention, grid_key_mask
-from .models.hatnet import HATNet
+from .models.hatnet import ConvFFN, HATNet
 
 # mmdet's settings: configs/pvt/retinanet_pvtv2-b2_fpn_1x_coco.py and
 # configs/swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py (no pretrained init)
@@ -401,6 +408,69 @@ def _memory_and_flops(model: nn.Module, x: torch.Tensor,
                   peak_mem_mb=train_mem / 2**20)
     _clear_grads(model)
     return record
+
+
+def convffn_bands(dim: int, expansion: int, size: Sequence[int],
+                  kernel_size: int = 3, repeats: int = 15,
+                  log: Callable[[str], None] | None = None) -> list[dict]:
+    """One ConvFFN on a (1, ``dim``, H, W) channels-last CPU map (the
+    layout HATNet runs in), with its row bands as shipped and with them off,
+    each timed call after an untimed one, in ``repeats`` interleaved
+    rounds: records ``name``, ``forward_s``, ``train_step_s`` (medians) and
+    ``peak_mem_mb``, as in :func:`run_benchmark`."""
+    log = log or (lambda _: None)
+    ffn = ConvFFN(dim, expansion, kernel_size).train()
+    x = torch.randn(1, dim, *size).contiguous(
+        memory_format=torch.channels_last).requires_grad_()
+    variants = {
+        'convffn_banded': contextlib.nullcontext,
+        'convffn_unbanded': lambda: mock.patch.object(
+            hatnet_module, 'BAND_BYTES', sys.maxsize)}
+    cpu = torch.device('cpu')
+    timed = _timer(cpu)
+
+    def clear():
+        _clear_grads(ffn)
+        x.grad = None
+
+    records = {name: dict(name=name, shape=list(size), dim=dim,
+                          expansion=expansion, kernel_size=kernel_size)
+               for name in variants}
+    for name, bands in variants.items():
+        with bands():
+            clear()
+            records[name]['peak_mem_mb'] = peak_memory_bytes(
+                lambda: _train_step(ffn, x), cpu) / 2**20
+            clear()
+    for key, step in (('forward', _forward), ('train_step', _train_step)):
+        times = {name: [] for name in variants}
+        for r in range(repeats):
+            for name, bands in variants.items():
+                with bands():
+                    step(ffn, x)
+                    clear()
+                    times[name].append(timed(lambda: step(ffn, x))[0])
+                    clear()
+                log(f'round {r + 1} {name}: {key.replace("_", " ")} '
+                    f'{times[name][-1]:.4f} s')
+        for name, wall in times.items():
+            records[name][f'{key}_s'] = statistics.median(wall)
+    return list(records.values())
+
+
+def format_bands(records: list[dict]) -> str:
+    """:func:`convffn_bands`' records, with ratios against the unbanded."""
+    base = next(r for r in records if r['name'] == 'convffn_unbanded')
+    lines = []
+    for r in records:
+        lines.append(
+            f'{r["name"]:<18} forward {1e3 * r["forward_s"]:8.1f} ms '
+            f'({base["forward_s"] / r["forward_s"]:.2f}x)  train step '
+            f'{1e3 * r["train_step_s"]:8.1f} ms '
+            f'({base["train_step_s"] / r["train_step_s"]:.2f}x)  peak '
+            f'{r["peak_mem_mb"]:.0f} MB')
+    lines.append('x: speed-up over convffn_unbanded (higher is faster)')
+    return '\n'.join(lines)
 
 
 def format_table(records: list[dict],

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from mmhatnet import HATNet
-from mmhatnet.benchmark import (ReleaseBaseline, build_hatnet, count_flops,
-                                format_table, peak_memory_bytes)
+from mmhatnet.benchmark import (ReleaseBaseline, build_hatnet, convffn_bands,
+                                count_flops, format_bands, format_table,
+                                peak_memory_bytes)
+from mmhatnet.models import hatnet
 
 ROOT = os.path.join(os.path.dirname(__file__), '..')
 
@@ -110,3 +112,18 @@ def test_cli_refuses_a_count_below_one(flag):
         timeout=300)
     assert run.returncode == 2
     assert f'{flag} must be at least 1, got 0' in run.stderr
+
+
+def test_convffn_bands_compares_banded_with_unbanded(monkeypatch):
+    # bands of 2 rows: the banded ConvFFN never holds a whole temporary
+    # E*C-channel map, the unbanded one does; the peaks tell them apart
+    monkeypatch.setattr(hatnet, 'BAND_BYTES', 1)
+    monkeypatch.setattr(hatnet, 'BAND_MIN_ROWS', 2)
+    records = convffn_bands(8, 4, (32, 24), repeats=1)
+    banded, unbanded = records
+    assert (banded['name'], unbanded['name']) == ('convffn_banded',
+                                                  'convffn_unbanded')
+    assert banded['peak_mem_mb'] < unbanded['peak_mem_mb']
+    for r in records:
+        assert r['forward_s'] > 0 and r['train_step_s'] > 0
+    assert 'convffn_unbanded' in format_bands(records)

@@ -4,6 +4,7 @@ and Swin-T, at one input size.
     python tools/benchmark.py --arch small --shape 512 512
     python tools/benchmark.py --config configs/retinanet_hatnet_small.py \
         --shape 800 1344 --device cuda --json bench.json
+    python tools/benchmark.py --convffn 64 8 --shape 128 128  # its bands
 
 What each number means: the docstring of mmhatnet/benchmark.py.
 """
@@ -12,8 +13,8 @@ import json
 
 import torch
 
-from mmhatnet.benchmark import (build_hatnet, build_models, format_table,
-                                run_benchmark)
+from mmhatnet.benchmark import (build_hatnet, build_models, convffn_bands,
+                                format_bands, format_table, run_benchmark)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> None:
                         help='HATNet arch (default: small)')
     source.add_argument('--config', help='mmdet/mmseg config whose '
                         'model.backbone is a HATNet')
+    source.add_argument('--convffn', type=int, nargs=2,
+                        metavar=('DIM', 'EXPANSION'),
+                        help='instead: one ConvFFN on a DIM-channel map of '
+                        '--shape, with and without its CPU row bands')
     parser.add_argument('--shape', type=int, nargs=2, required=True,
                         metavar=('H', 'W'), help='input height and width')
     parser.add_argument('--batch', type=int, default=1)
@@ -42,6 +47,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.exit(2, 'error: --device cuda, but CUDA is not available\n')
 
+    if args.convffn:
+        if args.device != 'cpu':
+            parser.exit(2, 'error: --convffn measures the CPU row bands; '
+                        f'--device {args.device} is not allowed\n')
+        records = convffn_bands(*args.convffn, args.shape,
+                                repeats=args.repeats, log=print)
+        print(format_bands(records))
+        _write_json(args.json, records)
+        return
+
     net = build_hatnet(args.arch, args.config)
     models = build_models(net, others=not args.hatnet_only)
     print(f'input {args.batch}x3x{args.shape[0]}x{args.shape[1]} on '
@@ -50,10 +65,14 @@ def main(argv: list[str] | None = None) -> None:
     records = run_benchmark(models, args.shape, args.batch, args.device,
                             args.repeats, log=print)
     print(format_table(records))
-    if args.json:
-        with open(args.json, 'w') as f:
+    _write_json(args.json, records)
+
+
+def _write_json(path: str | None, records: list[dict]) -> None:
+    if path:
+        with open(path, 'w') as f:
             json.dump(records, f, indent=2)
-        print(f'wrote {args.json}')
+        print(f'wrote {path}')
 
 
 if __name__ == '__main__':
