@@ -1,21 +1,10 @@
 #!/usr/bin/env bash
 # bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args]
 # GPUS (default 8), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS.
-set -x
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
 CHECKPOINT=$4
 shift 4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$ROOT:${PYTHONPATH:-}" srun -p "$PARTITION" \
-    --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE" --ntasks="$GPUS" \
-    --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK" \
-    --kill-on-bad-exit=1 ${SRUN_ARGS:-} \
-    $PYTHON -u "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" \
-    --launcher=slurm "$@"
+exec bash "$(dirname "$0")/slurm_launch.sh" test.py "$PARTITION" \
+    "$JOB_NAME" "$CONFIG" "$CHECKPOINT" "$@"

@@ -170,21 +170,26 @@ def test_code_running_checkpoint_is_refused(tmp_path, where):
     assert not marker.exists()
 
 
-def _dist_train(tmp_path, work, *extra):
-    """tools/dist_train.sh with 2 CPU processes (gloo); output to a log."""
+def _dist(tmp_path, script, *args):
+    """tools/``script`` (dist_train.sh or dist_test.sh) with 2 CPU processes
+    (gloo); output to a log."""
     env = environment(threads=1)
     env.update(PYTHON=sys.executable, PORT=str(29500 + os.getpid() % 1000))
-    cmd = ['bash', os.path.join(ROOT, 'tools', 'dist_train.sh'),
-           config('retinanet'), '2', '--work-dir', str(work),
-           *small_options('retinanet', 'env_cfg.dist_cfg.backend=gloo',
-                          *extra)]
-    log = tmp_path / 'dist.log'
+    log = tmp_path / f'{script}.log'
     with open(log, 'w') as f:
-        return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=f,
+        return subprocess.Popen(['bash', os.path.join(ROOT, 'tools', script),
+                                 *args], cwd=tmp_path, env=env, stdout=f,
                                 stderr=subprocess.STDOUT), log
 
 
-def test_dist_train_two_processes(tmp_path):
+def _dist_train(tmp_path, work, *extra):
+    return _dist(tmp_path, 'dist_train.sh', config('retinanet'), '2',
+                 '--work-dir', str(work),
+                 *small_options('retinanet', 'env_cfg.dist_cfg.backend=gloo',
+                                *extra))
+
+
+def test_dist_train_then_dist_test_two_processes(tmp_path):
     make_demo_data(tmp_path, ['coco'], num_train=4, num_val=2)
     proc, log = _dist_train(tmp_path, tmp_path / 'work',
                             'train_cfg.max_epochs=1')
@@ -194,7 +199,20 @@ def test_dist_train_two_processes(tmp_path):
     # 4 images, 2 per process and batch: one iteration per epoch
     assert re.search(r'Epoch\(train\) \[1\]\[1/1\]', out), out[-3000:]
     assert 'coco/bbox_mAP' in out
-    torch.load(tmp_path / 'work' / 'epoch_1.pth', weights_only=True)
+    checkpoint = tmp_path / 'work' / 'epoch_1.pth'
+    torch.load(checkpoint, weights_only=True)
+
+    proc, log = _dist(tmp_path, 'dist_test.sh', config('retinanet'),
+                      str(checkpoint), '2', '--work-dir',
+                      str(tmp_path / 'test'),
+                      *small_options('retinanet',
+                                     'env_cfg.dist_cfg.backend=gloo'))
+    proc.wait(timeout=600)
+    out = log.read_text()
+    assert proc.returncode == 0, out[-5000:]
+    # the 2 validation images, one per process
+    assert re.search(r'Epoch\(test\) \[1/1\]', out), out[-3000:]
+    assert 'coco/bbox_mAP' in out
 
 
 def test_killed_worker_stops_the_job(tmp_path):
