@@ -26,7 +26,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
 from mmengine.registry import HOOKS
 
-from .checkpoint import write_atomically
+from .checkpoint import load_untrusted, write_atomically
+from .models import HATNet
 
 ATOMIC_BACKEND = 'atomic_local'
 
@@ -139,9 +140,6 @@ def check_config(cfg) -> None:
     """Raise ValueError for mistakes a run would hit late: a missing or
     unsafe pretrained file, a neck or head whose ``in_channels`` do not fit
     the backbone."""
-    from .checkpoint import load_untrusted
-    from .models import HATNet
-
     model = cfg.get('model', {})
     backbone = model.get('backbone') or {}
     if backbone.get('type') != 'HATNet':
