@@ -26,7 +26,7 @@ crop_size = (512, 512)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='CheckAnnotationSize'),  # mmhatnet.transforms
+    dict(type='CheckAnnotationSize'),  # mmhatnet.datasets
     dict(
         type='RandomResize',
         scale=(2048, 512),

@@ -3,14 +3,20 @@
 Importing the package (configs do it through ``custom_imports``) registers
 ``HATNet`` in ``mmengine.registry.MODELS``, the root registry, so
 ``dict(type='HATNet')`` builds under the mmdet, mmseg and mmpretrain scopes
-alike; it also registers the training-safety pieces of ``mmhatnet.engine``
-and allows mmengine's own checkpoint classes under safe loading.
+alike. It also registers the runtime pieces (``engine``: hooks, the atomic
+checkpoint backend; ``datasets``: ``CheckAnnotationSize``) and allows
+mmengine's own checkpoint classes under safe loading.
+
+Layout: ``models/`` the network, ``engine/`` and ``datasets/`` what runs
+beside it in mmengine runners, ``apis/`` the logic of ``tools/train.py``
+and ``tools/test.py``; not runtime: ``analysis/`` (FLOPs, the release
+reference, the benchmark) and ``demo/`` (generated data sets).
 """
-from . import transforms  # noqa: F401  (registers CheckAnnotationSize)
+from . import datasets  # noqa: F401  (registers CheckAnnotationSize)
 from .engine import allow_mmengine_checkpoints
-from .models import HATNet, HierarchicalAttention
+from .models import ConvFFN, HATNet, HierarchicalAttention
 
 allow_mmengine_checkpoints()
 
 __version__ = '0.1.0'
-__all__ = ['HATNet', 'HierarchicalAttention', '__version__']
+__all__ = ['ConvFFN', 'HATNet', 'HierarchicalAttention', '__version__']

@@ -1,12 +1,20 @@
-import os
-import sys
-
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))  # release_reference, helpers
+from mmhatnet.models.convffn import row_bands
 
 
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+@pytest.fixture(params=['banded', 'one-band'])
+def bands(request):
+    """ConvFFN's CPU row bands: 2 rows, so that every map is cut into many,
+    or the default (the tests' small maps fit one band)."""
+    if request.param == 'banded':
+        with row_bands(1, min_rows=2):
+            yield
+    else:
+        yield

@@ -2,6 +2,7 @@
 and Swin-T, at one input size.
 
     python tools/benchmark.py --arch small --shape 512 512
+    python tools/benchmark.py --shape 512 512 --release-code HAT_Net.py
     python tools/benchmark.py --config configs/retinanet_hatnet_small.py \
         --shape 800 1344 --device cuda --json bench.json
     python tools/benchmark.py --convffn 64 8 --shape 128 128  # its bands
@@ -13,8 +14,10 @@ import json
 
 import torch
 
-from mmhatnet.benchmark import (build_hatnet, build_models, convffn_bands,
-                                format_bands, format_table, run_benchmark)
+from mmhatnet.analysis.benchmark import (build_hatnet, build_models,
+                                         convffn_bands, format_bands,
+                                         format_table, run_benchmark)
+from mmhatnet.analysis.release import release_code_size_error
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,6 +40,11 @@ def main(argv: list[str] | None = None) -> None:
                         '(default: 3)')
     parser.add_argument('--hatnet-only', action='store_true',
                         help='skip PVTv2-B2 and Swin-T')
+    parser.add_argument('--release-code', metavar='HAT_Net.py',
+                        help="also time the authors' own HAT_Net.py (from "
+                        'their release; timm is stood in for if absent) '
+                        'with the same weights; it runs only where G1 '
+                        "divides every stage's map")
     parser.add_argument('--json', metavar='PATH',
                         help='write one record per model to PATH')
     args = parser.parse_args(argv)
@@ -58,7 +66,14 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     net = build_hatnet(args.arch, args.config)
-    models = build_models(net, others=not args.hatnet_only)
+    if args.release_code:
+        error = release_code_size_error(net, args.shape)
+        if error:
+            parser.exit(2, f'error: --release-code: {error}\n')
+    try:
+        models = build_models(net, not args.hatnet_only, args.release_code)
+    except (OSError, ValueError) as e:
+        parser.exit(2, f'error: --release-code: {e}\n')
     print(f'input {args.batch}x3x{args.shape[0]}x{args.shape[1]} on '
           f'{args.device} ({torch.get_num_threads()} threads), '
           f'{args.repeats} timed rounds')

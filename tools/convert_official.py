@@ -8,7 +8,8 @@ for detection and segmentation.
 """
 import argparse
 
-from mmhatnet.checkpoint import RELEASE_ARCHS, CheckpointError, convert_file
+from mmhatnet.engine import CheckpointError
+from mmhatnet.models.ckpt_convert import RELEASE_ARCHS, convert_file
 
 
 def main(argv: list[str] | None = None) -> None:

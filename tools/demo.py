@@ -1,7 +1,7 @@
 """The README's main job: train HAT-Net-Tiny on generated data, evaluate.
 
 Writes a small ImageNet-format data set (4 classes of coloured shapes on
-textured backgrounds; mmhatnet.demo_data) under the work dir, trains
+textured backgrounds; mmhatnet.demo.data) under the work dir, trains
 configs/imagenet_hatnet_tiny.py on it through tools/train.py's code path
 (real mmpretrain dataset, pipeline, Accuracy evaluator, runner and hooks),
 shortened for a CPU (see DEMO_CONFIG), evaluates the final checkpoint on the
@@ -14,8 +14,8 @@ import argparse
 import os
 import os.path as osp
 
-from mmhatnet.cli import test, train
-from mmhatnet.demo_data import make_demo_data
+from mmhatnet.apis import test, train
+from mmhatnet.demo.data import make_demo_data
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 NUM_CLASSES = 4

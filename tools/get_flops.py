@@ -13,7 +13,7 @@ import json
 
 from mmengine.config import DictAction
 
-from mmhatnet.analysis import get_complexity
+from mmhatnet.analysis.flops import get_complexity
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,11 +5,11 @@
 
 The files land under OUT_DIR/data/... exactly where the configs look for
 them when run from OUT_DIR (``python tools/make_demo_data.py .`` for this
-checkout); see ``mmhatnet/demo_data.py`` for the layout.
+checkout); see ``mmhatnet/demo/data.py`` for the layout.
 """
 import argparse
 
-from mmhatnet.demo_data import DEFAULT_SIZES, TASKS, make_demo_data
+from mmhatnet.demo.data import DEFAULT_SIZES, TASKS, make_demo_data
 
 
 def _defaults(split: int) -> str:

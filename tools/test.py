@@ -2,7 +2,7 @@
 
     python tools/test.py configs/fpn_hatnet_small.py work_dirs/x/iter_80000.pth
 """
-from mmhatnet.cli import test
+from mmhatnet.apis import test
 
 if __name__ == '__main__':
     test()

@@ -2,7 +2,7 @@
 
     python tools/train.py configs/retinanet_hatnet_small.py [--resume] [--amp]
 """
-from mmhatnet.cli import train
+from mmhatnet.apis import train
 
 if __name__ == '__main__':
     train()

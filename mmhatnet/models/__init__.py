@@ -1,4 +1,9 @@
+"""The network: the HATNet backbone (``hatnet``), its two halves of a block
+(``attention``: H-MHSA; ``convffn``: the inverted-residual feed-forward),
+the release's ImageNet head (``cls_head``, imported by the ImageNet configs)
+and the converter of the authors' weights (``ckpt_convert``)."""
 from .attention import HierarchicalAttention
+from .convffn import ConvFFN
 from .hatnet import HATNet
 
-__all__ = ['HATNet', 'HierarchicalAttention']
+__all__ = ['ConvFFN', 'HATNet', 'HierarchicalAttention']

@@ -9,209 +9,15 @@ therefore load with only a ``backbone.`` prefix (tools/convert_official.py).
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from mmengine.registry import MODELS
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from .attention import HierarchicalAttention
-
-
-class ConvFFN(nn.Module):
-    """Inverted-residual feed-forward: GN, 1x1 expand, SiLU, KxK depthwise,
-    SiLU, 1x1 project, GN.
-
-    Its E*C-channel maps dominate HAT-Net's memory and, on CPU, much of its
-    time: glibc serves buffers over 32 MB with fresh pages, and faulting
-    them in costs as much as a pass of SiLU over them. So:
-
-    - training keeps two E*C-channel maps for backward, the inputs of the
-      two SiLUs, where plain autograd keeps four, and recomputes the SiLUs
-      (element-wise, so bit-identical);
-    - all but the expansion's output runs over bands of rows with a K // 2
-      halo (``_row_bands``), gradients included, so that no other
-      E*C-channel map is ever whole; without grad the expansion is banded
-      too.
-
-    Outputs and gradients are those of the unbanded ops up to the order of
-    float sums (weight gradients add up band by band).
-    """
-
-    def __init__(self, dim: int, expansion: int, kernel_size: int):
-        super().__init__()
-        hidden = dim * expansion
-        # the release's names: conv1.0/.1, conv2.0, conv3.0/.1
-        self.conv1 = nn.Sequential(
-            nn.GroupNorm(1, dim, eps=1e-6),
-            nn.Conv2d(dim, hidden, 1, bias=False))
-        self.conv2 = nn.Sequential(
-            nn.Conv2d(hidden, hidden, kernel_size, padding=kernel_size // 2,
-                      groups=hidden, bias=False))
-        self.conv3 = nn.Sequential(
-            nn.Conv2d(hidden, dim, 1, bias=False),
-            nn.GroupNorm(1, dim, eps=1e-6))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        normed = self.conv1[0](x)
-        weights = (self.conv1[1].weight, self.conv2[0].weight,
-                   self.conv3[0].weight)
-        if torch.is_grad_enabled() and (normed.requires_grad or any(
-                w.requires_grad for w in weights)):
-            dtype = _autocast_dtype(normed)
-            out = _InvertedResidual.apply(normed.to(dtype),
-                                          *(w.to(dtype) for w in weights))
-        else:
-            out = _banded_inference(normed, *weights)
-        return self.conv3[1](out)
-
-
-# ConvFFN's bands on CPU: about 8 MB (well under glibc's 32 MB mmap
-# threshold, so the band buffers are reused), and at least 8 rows (the halo
-# is recomputed)
-BAND_BYTES = 8 << 20
-BAND_MIN_ROWS = 8
-
-
-def _row_bands(x: torch.Tensor, channels: int, halo: int):
-    """Bands of rows of ``x`` (seen with ``channels`` channels): tuples
-    ``(r0, r1, a, b)``, the band's rows ``[r0, r1)`` and the rows
-    ``[a, b)`` with the halo. One band off CPU, where the allocator
-    caches."""
-    height, width = x.shape[-2:]
-    rows = height
-    if x.device.type == 'cpu':
-        row_bytes = x.shape[0] * channels * width * x.element_size()
-        rows = max(BAND_MIN_ROWS, BAND_BYTES // row_bytes)
-    for r0 in range(0, height, rows):
-        r1 = min(r0 + rows, height)
-        yield r0, r1, max(r0 - halo, 0), min(r1 + halo, height)
-
-
-def _autocast_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype autocast would run a convolution of ``x`` in."""
-    device = x.device.type
-    if x.dtype != torch.float64 and torch.amp.is_autocast_available(
-            device) and torch.is_autocast_enabled(device):
-        return torch.get_autocast_dtype(device)
-    return x.dtype
-
-
-def _silu_grad_(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``grad * silu'(x)``, in place in eager mode (dynamo traces no
-    ``out=`` into channels-last tensors; inductor plans buffers itself)."""
-    if torch.compiler.is_compiling():
-        return torch.ops.aten.silu_backward(grad, x)
-    return torch.ops.aten.silu_backward.grad_input(grad, x, grad_input=grad)
-
-
-def _depthwise(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    return F.conv2d(x, weight, padding=weight.shape[-1] // 2,
-                    groups=weight.shape[0])
-
-
-def _conv_grads(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
-                padding: int | tuple[int, int], need_x: bool,
-                need_weight: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input and weight gradients of a stride-1 convolution without bias;
-    the input gradient reads only the shape of ``x``."""
-    groups = x.shape[1] // weight.shape[1]
-    padding = padding if isinstance(padding, tuple) else (padding, padding)
-    return torch.ops.aten.convolution_backward(
-        grad, x, weight, None, (1, 1), padding, (1, 1), False, (0, 0),
-        groups, (need_x, need_weight, False))[:2]
-
-
-def _sum(tensors) -> torch.Tensor | None:
-    total = None
-    for t in tensors:
-        total = t if total is None else total + t
-    return total
-
-
-def _banded_inference(normed: torch.Tensor, expand: torch.Tensor,
-                      depthwise: torch.Tensor,
-                      project: torch.Tensor) -> torch.Tensor:
-    """ConvFFN from the normalised input to the projection, band by band
-    (the halo rows' expansion is computed twice)."""
-    outs = []
-    for r0, r1, a, b in _row_bands(normed, expand.shape[0],
-                                   depthwise.shape[-1] // 2):
-        h = F.silu(F.conv2d(normed[:, :, a:b], expand), inplace=True)
-        d = _depthwise(h, depthwise)[:, :, r0 - a:r1 - a]
-        outs.append(F.conv2d(F.silu(d, inplace=True), project))
-    return torch.cat(outs, dim=2)
-
-
-class _InvertedResidual(torch.autograd.Function):
-    """``project(silu(depthwise(silu(expand(normed)))))`` (the release's
-    name for ConvFFN), keeping ``h = expand(normed)`` and ``d =
-    depthwise(silu(h))`` for backward; see ConvFFN."""
-
-    @staticmethod
-    def forward(ctx, normed: torch.Tensor, expand: torch.Tensor,
-                depthwise: torch.Tensor,
-                project: torch.Tensor) -> torch.Tensor:
-        h = F.conv2d(normed, expand)
-        d = torch.empty_like(h)
-        outs = []
-        for r0, r1, a, b in _row_bands(h, h.shape[1],
-                                       depthwise.shape[-1] // 2):
-            band = _depthwise(F.silu(h[:, :, a:b]),
-                              depthwise)[:, :, r0 - a:r1 - a]
-            d[:, :, r0:r1] = band
-            outs.append(F.conv2d(F.silu(band, inplace=True), project))
-        ctx.save_for_backward(normed, h, d, expand, depthwise, project)
-        return torch.cat(outs, dim=2)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        normed, h, d, expand, depthwise, project = ctx.saved_tensors
-        need_normed, need_expand, need_depthwise, need_project = \
-            ctx.needs_input_grad
-        need_h = need_normed or need_expand
-        need_d = need_h or need_depthwise
-        p = depthwise.shape[-1] // 2
-        grad_normed = torch.empty_like(normed) if need_normed else None
-        grads = {'expand': [], 'depthwise': [], 'project': []}
-        for r0, r1, a, b in _row_bands(h, h.shape[1], p):
-            if need_project:
-                grads['project'].append(_conv_grads(
-                    grad[:, :, r0:r1], F.silu(d[:, :, r0:r1]), project, 0,
-                    False, True)[1])
-            if not need_d:
-                continue
-            # w.r.t. d on the band and its halo: (N, E*C, b - a, W)
-            g = _conv_grads(grad[:, :, a:b], d[:, :, a:b], project, 0, True,
-                            False)[0]
-            g = _silu_grad_(g, d[:, :, a:b])
-            if need_depthwise:
-                # from silu(h) on the band and its halo, zero-padded only
-                # where the band meets the map's edge
-                top, bottom = p - (r0 - a), p - (b - r1)
-                s = F.silu(h[:, :, a:b])
-                if top != bottom:
-                    s, top = F.pad(s, (0, 0, top, bottom)), 0
-                grads['depthwise'].append(_conv_grads(
-                    g[:, :, r0 - a:r1 - a], s, depthwise, (top, p), False,
-                    True)[1])
-            if not need_h:
-                continue
-            g = _conv_grads(g, h[:, :, a:b], depthwise, p, True,
-                            False)[0][:, :, r0 - a:r1 - a]
-            g = _silu_grad_(g, h[:, :, r0:r1])
-            g, grad_expand = _conv_grads(g, normed[:, :, r0:r1], expand, 0,
-                                         need_normed, need_expand)
-            if need_normed:
-                grad_normed[:, :, r0:r1] = g
-            if need_expand:
-                grads['expand'].append(grad_expand)
-        return (grad_normed, _sum(grads['expand']),
-                _sum(grads['depthwise']), _sum(grads['project']))
+from .convffn import ConvFFN
 
 
 class HATBlock(nn.Module):
@@ -219,11 +25,11 @@ class HATBlock(nn.Module):
 
     def __init__(self, dim: int, head_dim: int, grid_size: int,
                  pool_ratio: int, expansion: int, kernel_size: int,
-                 drop_path: float, fused: bool):
+                 drop_path: float, fused: bool, lean_ffn: bool):
         super().__init__()
         self.attn = HierarchicalAttention(dim, head_dim, grid_size,
                                           pool_ratio, fused)
-        self.conv = ConvFFN(dim, expansion, kernel_size)
+        self.conv = ConvFFN(dim, expansion, kernel_size, lean_ffn)
         self.drop_path = DropPath(drop_path) if drop_path else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -277,6 +83,9 @@ class HATNet(BaseModule):
             gradients).
         fused_attention: torch's fused attention (True) or the plain
             reference ``softmax(q k^T) v`` (False).
+        lean_ffn: ConvFFN's memory-lean autograd function with CPU row
+            bands (True) or its plain autograd ops, the reference (False);
+            see ``mmhatnet.models.convffn``.
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained',
             checkpoint=PATH, prefix='backbone.')``. None: the release's
             trunc-normal initialisation.
@@ -299,6 +108,7 @@ class HATNet(BaseModule):
                  drop_path_rate: float = 0.1,
                  with_cp: bool = False,
                  fused_attention: bool = True,
+                 lean_ffn: bool = True,
                  init_cfg: dict | list | None = None):
         super().__init__(init_cfg=init_cfg)
         arch = self._resolve_arch(arch)
@@ -319,6 +129,7 @@ class HATNet(BaseModule):
         self.pool_ratios = pool_ratios + (1, )
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
+        self.drop_path_rate = drop_path_rate
         self.with_cp = with_cp
         dims = arch['embed_dims']
         self.out_channels = tuple(dims[i] for i in out_indices)
@@ -342,7 +153,7 @@ class HATNet(BaseModule):
                 HATBlock(dims[i], arch['head_dim'], self.grid_sizes[i],
                          self.pool_ratios[i], arch['expansions'][i],
                          arch['kernel_sizes'][i], dpr[first + j],
-                         fused_attention) for j in range(depth)))
+                         fused_attention, lean_ffn) for j in range(depth)))
         self._freeze_stages()
 
     @classmethod

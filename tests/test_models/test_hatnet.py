@@ -7,8 +7,10 @@ import torch
 import torch.utils.checkpoint
 
 from mmhatnet import HATNet
-from mmhatnet.checkpoint import convert_official, release_layout
-from release_reference import random_release_state_dict, release_forward
+from mmhatnet.analysis.release import (random_release_state_dict,
+                                       release_forward, release_logits)
+from mmhatnet.engine import save_checkpoint
+from mmhatnet.models.ckpt_convert import convert_official, release_layout
 
 # every key and shape of the released checkpoints, per variant
 REFERENCE = os.path.join(os.path.dirname(__file__), '..', 'data',
@@ -84,7 +86,8 @@ def test_imagenet_logits_match_the_release_computation():
         logits = torch.nn.functional.linear(feat.mean((2, 3)),
                                             converted['head.fc.weight'],
                                             converted['head.fc.bias'])
-        _, ref = release_forward(sd, 'tiny', x, (8, 7, 7), (8, 4, 2))
+        feats = release_forward(sd, x, 48, (8, 7, 7), (8, 4, 2))
+        ref = release_logits(sd, feats[-1])
     torch.testing.assert_close(logits, ref, rtol=1e-4, atol=1e-4)
 
 
@@ -95,13 +98,12 @@ def test_dense_features_match_the_release_computation():
     x = torch.randn(1, 3, 512, 512)
     with torch.no_grad():
         feats = model(x)
-        ref, _ = release_forward(sd, 'small', x, (8, 8, 8), (16, 8, 4))
+        ref = release_forward(sd, x, 64, (8, 8, 8), (16, 8, 4))
     for ours, theirs in zip(feats, ref):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
 
 
 def test_pretrained_init_cfg_loads_converted_weights(tmp_path):
-    from mmhatnet.checkpoint import save_checkpoint
     _, backbone, converted = _converted('tiny', seed=1)
     path = str(tmp_path / 'hatnet_tiny.pth')
     save_checkpoint(dict(state_dict=converted), path)

@@ -1,12 +1,8 @@
-"""The backbone's fast paths: the banded ConvFFN, channels-last, autocast
-and torch.compile."""
-import pytest
+"""The backbone's fast paths as a whole: channels-last, autocast and
+torch.compile (ConvFFN's own: test_convffn.py)."""
 import torch
-import torch.nn.functional as F
 
 from mmhatnet import HATNet
-from mmhatnet.models import hatnet
-from mmhatnet.models.hatnet import ConvFFN, _InvertedResidual
 
 # every stage has one block; stage 1 of a 72x88 input is 18x22: padded grids
 TINY = dict(embed_dims=(16, 32, 48, 64), depths=(1, 1, 1, 1),
@@ -14,25 +10,11 @@ TINY = dict(embed_dims=(16, 32, 48, 64), depths=(1, 1, 1, 1),
 SIZE = (72, 88)
 
 
-@pytest.fixture(params=['banded', 'one-band'])
-def bands(request, monkeypatch):
-    """ConvFFN's CPU bands: 2 rows, so that every map is cut into many, or
-    the default (these small maps fit one band)."""
-    if request.param == 'banded':
-        monkeypatch.setattr(hatnet, 'BAND_BYTES', 1)
-        monkeypatch.setattr(hatnet, 'BAND_MIN_ROWS', 2)
-
-
 def _tiny_model(**kwargs) -> HATNet:
     model = HATNet(TINY, drop_path_rate=0., **kwargs)
     for p in model.parameters():  # far from identity: every path matters
         torch.nn.init.normal_(p, std=0.3)
     return model
-
-
-def _unfused_ffn(m: ConvFFN, x: torch.Tensor) -> torch.Tensor:
-    h = F.silu(m.conv1(x))
-    return m.conv3(F.silu(m.conv2(h)))
 
 
 def _outputs_and_grads(fn, x, params):
@@ -44,44 +26,6 @@ def _outputs_and_grads(fn, x, params):
     weights = [torch.linspace(-1, 1, o.numel()).view_as(o) for o in outs]
     sum((o * w).sum() for o, w in zip(outs, weights)).backward()
     return outs, [x.grad] + [p.grad for p in params]
-
-
-@pytest.mark.parametrize('kernel_size', [3, 5])
-@pytest.mark.parametrize('channels_last', [True, False])
-def test_banded_convffn_matches_the_unfused_ops(bands, kernel_size,
-                                                channels_last):
-    m = ConvFFN(8, 3, kernel_size)
-    for p in m.parameters():
-        torch.nn.init.normal_(p, std=0.3)
-    x = torch.randn(2, 8, 11, 13)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    params = list(m.parameters())
-    outs, grads = _outputs_and_grads(m, x, params)
-    ref_outs, ref_grads = _outputs_and_grads(
-        lambda t: _unfused_ffn(m, t), x, params)
-    torch.testing.assert_close(outs, ref_outs, rtol=1e-5, atol=1e-5)
-    for a, b in zip(grads, ref_grads):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    with torch.no_grad():  # the banded inference path
-        torch.testing.assert_close(m(x), ref_outs[0], rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize('needs', [
-    (True, True, True, True), (True, False, False, False),
-    (False, True, False, False), (False, False, True, False),
-    (False, False, False, True), (False, False, True, True)])
-def test_fused_ffn_gradients_are_exact(bands, needs):
-    """Each gradient alone (the others not needed), and all together."""
-    g = torch.Generator().manual_seed(0)
-    inputs = [torch.randn(1, 3, 7, 5, dtype=torch.double, generator=g)
-              .contiguous(memory_format=torch.channels_last),  # normed
-              torch.randn(4, 3, 1, 1, dtype=torch.double, generator=g),
-              torch.randn(4, 1, 3, 3, dtype=torch.double, generator=g),
-              torch.randn(2, 4, 1, 1, dtype=torch.double, generator=g)]
-    for t, need in zip(inputs, needs):
-        t.requires_grad_(need)
-    assert torch.autograd.gradcheck(_InvertedResidual.apply, inputs)
 
 
 def test_channels_last_input_gives_the_same_outputs():

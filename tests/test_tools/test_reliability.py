@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from e2e import ROOT, config, environment, run, small_options, tool
-from mmhatnet.demo_data import make_demo_data
+from mmhatnet.demo.data import make_demo_data
 
 DETERMINISTIC = ['randomness.deterministic=True', 'randomness.seed=0']
 RESUME_CASES = {

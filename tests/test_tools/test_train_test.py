@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from e2e import config, metric, run, small_options, tool
-from mmhatnet.demo_data import make_demo_data
+from mmhatnet.demo.data import make_demo_data
 
 CASES = [
     # family, data, checkpoint written, metrics the evaluator logs

@@ -1,4 +1,4 @@
-"""Reading untrusted checkpoints and converting the authors' release.
+"""Converting the authors' release to an OpenMMLab checkpoint.
 
 The release (``HAT-Net_{Tiny,Small,Medium,Large}.pth``) is a state dict of
 the timm-style classifier, bare or under 'model' / 'state_dict'. Converted,
@@ -6,57 +6,17 @@ it is an OpenMMLab checkpoint: ``backbone.*`` (names unchanged, the unused
 ``attn.proj_norm`` dropped) and ``head.fc.*`` (the release's
 ``classifier.1``).
 """
-import io
 import os
-import tempfile
 
 import torch
 
-from .models import HATNet
+from ..engine.fileio import save_checkpoint
+from ..engine.safe_load import CheckpointError, load_untrusted, state_dict_of
+from .hatnet import HATNet
 
 RELEASE_ARCHS = ('tiny', 'small', 'medium', 'large')
 _UNUSED = '.attn.proj_norm.'
 _CLASSIFIER = 'classifier.1.'
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is unsafe, unreadable or of the wrong layout."""
-
-
-def load_untrusted(path: str) -> object:
-    """``torch.load`` with ``weights_only=True``: tensors and plain
-    containers only, no code runs while unpickling."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f'{path}: no such file')
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # torch raises many types for a foreign file
-        text = str(e)
-        if 'Weights only load failed' in text:
-            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-            reason = next((ln for ln in lines if 'GLOBAL' in ln or
-                           'nsupported' in ln), lines[-1])
-            raise CheckpointError(
-                f'{path}: refused: its pickle asks for code outside plain '
-                f'tensors and containers, so it is not loaded '
-                f'(weights_only=True). {reason}') from None
-        raise CheckpointError(f'{path} is not a PyTorch checkpoint '
-                              f'({type(e).__name__}: {text[:200]})') from None
-
-
-def state_dict_of(obj: object, path: str = 'checkpoint') -> dict:
-    """The state dict in ``obj``: bare, or under 'model' or 'state_dict'."""
-    if isinstance(obj, dict):
-        for key in ('state_dict', 'model'):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not (isinstance(obj, dict) and obj and all(
-            isinstance(v, torch.Tensor) for v in obj.values())):
-        raise CheckpointError(
-            f'{path} holds no state dict (a dict of tensors, bare or under '
-            f"'model' or 'state_dict')")
-    return obj
 
 
 def release_layout(arch: str, num_classes: int = 1000) -> dict:
@@ -133,30 +93,6 @@ def convert_official(state_dict: dict,
         else:
             converted['backbone.' + key] = value
     return name, converted
-
-
-def write_atomically(data: bytes, path: str) -> None:
-    """Write ``data`` to a temporary file in the same folder, fsync, then
-    rename: an interrupted write never leaves a partial file at ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def save_checkpoint(checkpoint: dict, path: str) -> None:
-    """``torch.save`` ``checkpoint`` to ``path`` atomically."""
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    write_atomically(buffer.getvalue(), path)
 
 
 def convert_file(src: str, dst: str, arch: str | None = None) -> str:

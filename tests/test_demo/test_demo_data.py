@@ -1,4 +1,4 @@
-"""Tests of mmhatnet.demo_data, the synthetic data sets.
+"""Tests of mmhatnet.demo.data, the synthetic data sets.
 
 They load with the real upstream dataset classes, their annotations match
 the drawn pixels, and the output is deterministic.
@@ -16,7 +16,7 @@ from mmseg.datasets import ADE20KDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from pycocotools.coco import COCO
 
-from mmhatnet.demo_data import (
+from mmhatnet.demo.data import (
     ADE_FIRST_SHAPE,
     ADE_ROOT,
     COCO_CLASSES,
@@ -34,7 +34,8 @@ from mmhatnet.demo_data import (
     make_demo_data,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 SEED = 3
 
 

@@ -11,7 +11,11 @@ the aten ops of one eval-mode, batch-1 forward on CPU:
   element;
 * attention matrix products ``q @ k^T`` and ``attn @ v``: the fused
   ``_scaled_dot_product_*`` kernels and the batched products of two
-  activations (``bmm`` / ``baddbmm``) of the explicit path.
+  activations (``bmm`` / ``baddbmm``) of the explicit path;
+* in backward (for :func:`count_flops`): a convolution's input and weight
+  gradients at the forward's MACs each, matrix products as they run, and a
+  fused attention's backward at 5/2 of its forward (it recomputes the
+  scores: five products where the forward has two).
 
 Activations, softmax, elementwise arithmetic (residual sums, scaling,
 masking), resampling, padding, data movement and mmcv's compiled ops
@@ -20,6 +24,10 @@ not divide count as they run; HATNet's CPU row banding of its ConvFFN,
 which recomputes halo rows to save memory, is switched off, so the count
 is that of the network on any device.
 
+This is the project's one counter: ``tools/get_flops.py`` reports its
+MACs, and the benchmark its FLOPs (:func:`count_flops`, 2 x MACs of layers
+and attention, forward and backward).
+
 ``flops_g`` counts all four groups. ``flops_paper_g`` leaves out the
 attention matrix products: the convention of the HAT-Net paper's ImageNet
 FLOPs (a module-hook counter, which sees layers but not functional matrix
@@ -27,9 +35,7 @@ products).
 """
 import copy
 import importlib
-import sys
 from collections.abc import Callable, Sequence
-from unittest import mock
 
 import torch
 from mmengine.config import Config
@@ -37,7 +43,7 @@ from mmengine.registry import DefaultScope
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .models import hatnet
+from ..models.convffn import row_bands
 
 DEFAULT_SHAPES = {
     'mmpretrain': (224, 224),
@@ -86,6 +92,11 @@ def _op_macs(op, args, out) -> tuple[str | None, int]:
         # weight: (Cout, Cin/g, *k), or (Cin, Cout/g, *k) when transposed
         macs = (x if transposed else out).numel() * weight[0].numel()
         return 'layers', macs + (out.numel() if bias is not None else 0)
+    if op is _aten.convolution_backward:
+        grad, x, weight, transposed, mask = (args[0], args[1], args[2],
+                                             args[7], args[10])
+        macs = (x if transposed else grad).numel() * weight[0].numel()
+        return 'layers', macs * (bool(mask[0]) + bool(mask[1]))
     if op is _aten.mm:
         a, b = args
         return 'layers', a.numel() * b.shape[-1]
@@ -96,11 +107,12 @@ def _op_macs(op, args, out) -> tuple[str | None, int]:
         a, b = args[:2] if op is _aten.bmm else args[1:3]
         return 'attention', a.numel() * b.shape[-1]
     name = op.__name__
-    if name.startswith('_scaled_dot_product_') and \
-            not name.endswith('_backward'):
-        q, k, v = args[:3]
-        return 'attention', (q.numel() // q.shape[-1] * k.shape[-2] *
-                             (q.shape[-1] + v.shape[-1]))
+    if name.startswith('_scaled_dot_product_'):
+        backward = name.endswith('_backward')
+        q, k, v = args[1:4] if backward else args[:3]
+        macs = q.numel() // q.shape[-1] * k.shape[-2] * (q.shape[-1] +
+                                                        v.shape[-1])
+        return 'attention', macs * 5 // 2 if backward else macs
     if op in _NORM_WEIGHT_ARG:
         affine = args[_NORM_WEIGHT_ARG[op]] is not None
         return 'norms', args[0].numel() * (2 if affine else 1)
@@ -113,10 +125,18 @@ def count_macs(fn: Callable[[], object]) -> dict[str, int]:
     """MACs per group (see ``MacCounter``) of the ops that ``fn()`` runs
     without grad, with HATNet's row banding off."""
     counter = MacCounter()
-    with torch.no_grad(), counter, \
-            mock.patch.object(hatnet, 'BAND_BYTES', sys.maxsize):
+    with torch.no_grad(), counter, row_bands(None):
         fn()
     return counter.macs
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs (2 x MACs) of the layers and attention products that ``fn()``
+    runs as it runs them (backward included, HATNet's row bands as set)."""
+    counter = MacCounter()
+    with counter:
+        fn()
+    return 2 * (counter.macs['layers'] + counter.macs['attention'])
 
 
 def load_config(config: str, cfg_options: dict | None = None) -> Config:

@@ -1,4 +1,4 @@
-"""mmhatnet.analysis and tools/get_flops.py: the op set counted, and the
+"""mmhatnet.analysis.flops and tools/get_flops.py: the op set counted, and the
 paper's ImageNet FLOPs and downstream parameters from the real configs."""
 import json
 import os
@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from mmhatnet import HierarchicalAttention
-from mmhatnet.analysis import count_macs, get_complexity
-from mmhatnet.models.hatnet import ConvFFN
+from mmhatnet.analysis.flops import count_macs, get_complexity
+from mmhatnet.models import ConvFFN
 
-ROOT = os.path.join(os.path.dirname(__file__), '..')
+ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
 
 
 def _config(name):

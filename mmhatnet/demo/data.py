@@ -273,10 +273,10 @@ def _prepare_root(root: Path) -> None:
         shutil.rmtree(root)
     elif root.is_dir() and any(root.iterdir()):
         raise FileExistsError(
-            f'{root} is not empty and was not made by mmhatnet.demo_data; '
+            f'{root} is not empty and was not made by mmhatnet.demo.data; '
             'refusing to overwrite it')
     root.mkdir(parents=True, exist_ok=True)
-    (root / MARKER).write_text('made by mmhatnet.demo_data; regenerating '
+    (root / MARKER).write_text('made by mmhatnet.demo.data; regenerating '
                                'replaces this folder\n')
 
 

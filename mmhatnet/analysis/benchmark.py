@@ -59,20 +59,16 @@ for every input size; nothing else is optimised.
 import contextlib
 import copy
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
-from unittest import mock
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import (FlopCounterMode, conv_flop_count,
-                                      sdpa_flop_count)
 
-from .models import hatnet as hatnet_module
-from .models.attention import HierarchicalAttention, grid_key_mask
-from .models.hatnet import ConvFFN, HATNet
+from ..models import ConvFFN, HATNet
+from ..models.convffn import row_bands
+from .flops import count_flops
+from .release import ReleaseBaseline, ReleaseCode
 
 # mmdet's settings: configs/pvt/retinanet_pvtv2-b2_fpn_1x_coco.py and
 # configs/swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py (no pretrained init)
@@ -83,101 +79,6 @@ SWIN_T = dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2],
               qkv_bias=True, qk_scale=None, drop_rate=0., attn_drop_rate=0.,
               drop_path_rate=0.2, patch_norm=True, out_indices=(0, 1, 2, 3),
               with_cp=False)
-
-
-class ReleaseBaseline(nn.Module):
-    """The computation of the authors' release on the parameters of
-    ``net`` (shared, not copied); see the module docstring.
-
-    It returns the stages of ``net.out_indices`` like ``net`` and ignores
-    ``net.with_cp``.
-    """
-
-    def __init__(self, net: HATNet):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        net = self.net
-        stem = net.patch_embed
-        x = F.conv2d(x, stem[0].weight, stem[0].bias, 2, 1)
-        x = F.silu(_group_norm(x, stem[1]), inplace=True)
-        x = F.conv2d(x, stem[3].weight, stem[3].bias, 2, 1)
-        outs = []
-        for i, blocks in enumerate(net.blocks):
-            if i:
-                ds = getattr(net, f'ds{i + 1}')
-                x = F.conv2d(x, ds.conv.weight, ds.conv.bias, 2, 1)
-                x = _group_norm(x, ds.norm)
-            for block in blocks:
-                x = x + block.drop_path(_release_attention(block.attn, x))
-                x = x + block.drop_path(_release_ffn(block.conv, x))
-            if i in net.out_indices:
-                outs.append(x)
-        return tuple(outs)
-
-
-def _group_norm(x: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
-    return F.group_norm(x, 1, norm.weight, norm.bias, norm.eps)
-
-
-def _conv1x1(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    return F.conv2d(x, conv.weight, conv.bias)
-
-
-def _release_ffn(ffn: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    x = F.conv2d(_group_norm(x, ffn.conv1[0]), ffn.conv1[1].weight)
-    x = F.silu(x, inplace=True)
-    dw = ffn.conv2[0]
-    x = F.conv2d(x, dw.weight, padding=dw.padding, groups=dw.groups)
-    x = F.silu(x, inplace=True)
-    return _group_norm(F.conv2d(x, ffn.conv3[0].weight), ffn.conv3[1])
-
-
-def _explicit_attention(q, k, v, scale, key_mask=None):
-    attn = (q * scale) @ k.transpose(-2, -1)
-    if key_mask is not None:
-        attn = attn.masked_fill(~key_mask, float('-inf'))
-    return attn.softmax(dim=-1) @ v
-
-
-def _release_attention(m: HierarchicalAttention,
-                       x: torch.Tensor) -> torch.Tensor:
-    B, C, H, W = x.shape
-    nh, hd, g = m.num_heads, m.head_dim, m.grid_size
-    scale = hd**-0.5
-    qkv = _conv1x1(_group_norm(x, m.norm), m.qkv)
-    if g == 1:
-        # (B, 3, nh, hd, HW) -> (3, B, nh, HW, hd)
-        q, k, v = qkv.reshape(B, 3, nh, hd, H * W).permute(1, 0, 2, 4, 3)
-        out = _explicit_attention(q, k, v, scale)
-        return _conv1x1(out.transpose(-2, -1).reshape(B, C, H, W), m.proj)
-
-    mask = grid_key_mask(H, W, g, x.device)  # (gh * gw, 1, G1 * G1)
-    if mask is not None:
-        qkv = F.pad(qkv, (0, -W % g, 0, -H % g))
-    Hp, Wp = qkv.shape[-2:]
-    gh, gw = Hp // g, Wp // g
-    # (B, 3, nh, hd, gh, G1, gw, G1) -> (3, B * nh * gh * gw, G1 * G1, hd)
-    qkv = qkv.reshape(B, 3, nh, hd, gh, g, gw, g).permute(
-        1, 0, 2, 4, 6, 5, 7, 3).reshape(3, -1, g * g, hd)
-    q, k, v = qkv[0], qkv[1], qkv[2]
-    if mask is not None:  # keys of every (batch, head) share one mask
-        q, k, v = (t.reshape(B * nh, gh * gw, g * g, hd) for t in (q, k, v))
-    local = _explicit_attention(q, k, v, scale, mask)
-    # (B, nh, gh, gw, G1, G1, hd) -> (B, C, Hp, Wp)
-    local = local.reshape(B, nh, gh, gw, g, g, hd).permute(
-        0, 1, 6, 2, 4, 3, 5).reshape(B, C, Hp, Wp)[:, :, :H, :W]
-    local = _group_norm(x + local, m.grid_norm)
-
-    q = _conv1x1(local, m.q).reshape(B, nh, hd, H * W).transpose(-2, -1)
-    pooled = F.avg_pool2d(local, m.pool_ratio, ceil_mode=True)
-    # (B, 2C, h, w) -> (2, B, nh, hw, hd)
-    k, v = _conv1x1(_group_norm(pooled, m.ds_norm), m.kv).reshape(
-        B, 2, nh, hd, -1).permute(1, 0, 2, 4, 3)
-    out = _explicit_attention(q, k, v, scale)
-    out = out.transpose(-2, -1).reshape(B, C, H, W) + local
-    return _conv1x1(out, m.proj)
 
 
 def build_hatnet(arch: str = 'small', config: str | None = None,
@@ -198,55 +99,21 @@ def build_hatnet(arch: str = 'small', config: str | None = None,
     return MODELS.build(cfg)
 
 
-def build_models(net: HATNet, others: bool = True) -> dict[str, nn.Module]:
+def build_models(net: HATNet, others: bool = True,
+                 release_code: str | None = None) -> dict[str, nn.Module]:
     """The models compared: ``net`` as shipped, the release baseline on the
-    same parameters and, with ``others``, mmdet's PVTv2-B2 and Swin-T."""
+    same parameters, with ``release_code`` the authors' ``HAT_Net.py`` at
+    that path with the same weights, and with ``others`` mmdet's PVTv2-B2
+    and Swin-T."""
     models = {'hatnet': net, 'release_baseline': ReleaseBaseline(net)}
+    if release_code:
+        models['release_code'] = ReleaseCode(net, release_code)
     if others:
         from mmdet.registry import MODELS
         import mmdet.models  # noqa: F401 registers the backbones
         models['pvtv2_b2'] = MODELS.build(dict(PVTV2_B2))
         models['swin_t'] = MODELS.build(dict(SWIN_T))
     return models
-
-
-def _sdpa_cpu_flop(query_shape, key_shape, value_shape, *args,
-                   out_shape=None, **kwargs) -> int:
-    *lead, sq, d = query_shape
-    batch = 1
-    for n in lead:
-        batch *= n
-    return sdpa_flop_count((1, batch, sq, d), (1, batch, key_shape[-2], d),
-                           (1, batch, value_shape[-2], value_shape[-1]))
-
-
-def _sdpa_cpu_backward_flop(grad_out_shape, query_shape, key_shape,
-                            value_shape, *args, out_shape=None,
-                            **kwargs) -> int:
-    # backward: recompute scores, then grads of attn, q, k and v: 5 matmuls
-    # where the forward does 2
-    return _sdpa_cpu_flop(query_shape, key_shape, value_shape) * 5 // 2
-
-
-def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride,
-                        _padding, _dilation, transposed, _output_padding,
-                        _groups, output_mask, out_shape=None,
-                        **kwargs) -> int:
-    # the input and the weight gradient each take the multiply-adds of the
-    # forward convolution
-    forward = conv_flop_count(x_shape, w_shape, grad_out_shape, transposed)
-    return forward * (bool(output_mask[0]) + bool(output_mask[1]))
-
-
-# torch's counter knows the CUDA attention kernels but not the CPU one, and
-# counts a grouped convolution's weight gradient as a dense one
-_FLOP_MAPPING = {
-    torch.ops.aten.convolution_backward: _conv_backward_flop,
-    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu:
-    _sdpa_cpu_flop,
-    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward:
-    _sdpa_cpu_backward_flop,
-}
 
 
 def _sum_outputs(outs) -> torch.Tensor:
@@ -267,14 +134,6 @@ def _train_step(model: nn.Module, x: torch.Tensor) -> None:
 def _clear_grads(model: nn.Module) -> None:
     for p in model.parameters():
         p.grad = None
-
-
-def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs (2 x multiply-adds) of the convolutions and matrix products
-    that ``fn`` runs."""
-    with FlopCounterMode(display=False, custom_mapping=_FLOP_MAPPING) as c:
-        fn()
-    return c.get_total_flops()
 
 
 def _timer(device: torch.device
@@ -422,10 +281,9 @@ def convffn_bands(dim: int, expansion: int, size: Sequence[int],
     ffn = ConvFFN(dim, expansion, kernel_size).train()
     x = torch.randn(1, dim, *size).contiguous(
         memory_format=torch.channels_last).requires_grad_()
-    variants = {
-        'convffn_banded': contextlib.nullcontext,
-        'convffn_unbanded': lambda: mock.patch.object(
-            hatnet_module, 'BAND_BYTES', sys.maxsize)}
+    # the bands as they are set (8 MB by default), and one band
+    variants = {'convffn_banded': contextlib.nullcontext,
+                'convffn_unbanded': lambda: row_bands(None)}
     cpu = torch.device('cpu')
     timed = _timer(cpu)
 

@@ -10,8 +10,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from .checkpoint import load_untrusted
-from .engine import check_config
+from ..engine import check_config, load_untrusted
 
 
 def _common_args(parser: argparse.ArgumentParser) -> None:

@@ -9,9 +9,10 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from mmhatnet.demo_data import make_demo_data
+from mmhatnet.demo.data import make_demo_data
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 
 
 def _dataset(name, tmp_path, loader='train_dataloader'):

@@ -1,0 +1,2 @@
+"""Not runtime code: the generated data sets (and the main job) that show
+HAT-Net learning without downloading anything."""

@@ -1,0 +1,77 @@
+"""Runner hooks for safe training.
+
+- ``FiniteLossHook``: stops training at the first non-finite loss, before
+  any checkpoint of the broken weights is written.
+- ``StepSeedHook``: random numbers drawn as a function of (seed, epoch,
+  iteration), so a resumed run draws what the uninterrupted run drew.
+"""
+import random
+
+import numpy as np
+import torch
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+@HOOKS.register_module()
+class FiniteLossHook(Hook):
+    """Raise at the first iteration whose loss is NaN or infinite.
+
+    Its priority is above the checkpoint and logger hooks, so training
+    stops before the weights that the step broke are saved.
+    """
+    priority = 'ABOVE_NORMAL'
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs: dict | None = None) -> None:
+        loss = (outputs or {}).get('loss')
+        if loss is not None and not torch.isfinite(loss).all():
+            losses = {k: float(v) for k, v in outputs.items()
+                      if isinstance(v, torch.Tensor) and v.numel() == 1}
+            raise FloatingPointError(
+                f'non-finite loss at iteration {runner.iter + 1} (epoch '
+                f'{runner.epoch + 1}): {losses}. Training stopped; no '
+                f'checkpoint of these weights was saved. Lower the learning '
+                f'rate, enable gradient clipping, or check the data.')
+
+
+@HOOKS.register_module()
+class StepSeedHook(Hook):
+    """Seed the random generators from (seed, epoch, iteration), so that
+    ``--resume`` continues with the random numbers of an uninterrupted run.
+
+    mmengine seeds once per process and saves no generator state, so after a
+    resume dropout, drop path and data augmentation draw other numbers. This
+    hook reseeds torch before every training iteration (the model's draws)
+    and numpy and ``random`` before every epoch (the data pipeline's draws;
+    an iteration-based loop replays the pipeline over the batches it skips on
+    resume). The base seed is kept in the checkpoint. Exactness also needs
+    the data workers to restart each epoch (``persistent_workers=False``) or
+    ``num_workers=0``.
+    """
+    priority = 'VERY_HIGH'
+
+    def __init__(self) -> None:
+        self.seed = None
+
+    def before_train(self, runner) -> None:
+        if self.seed is None:
+            self.seed = runner.seed if runner.seed is not None else 0
+
+    def _derive(self, *steps: int) -> int:
+        return hash((self.seed, *steps)) % 2**31
+
+    def before_train_epoch(self, runner) -> None:
+        seed = self._derive(runner.epoch)
+        np.random.seed(seed)
+        random.seed(seed)
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        torch.manual_seed(self._derive(runner.epoch, runner.iter))
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.setdefault('meta', {})['step_seed'] = self.seed
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self.seed = checkpoint.get('meta', {}).get('step_seed', self.seed)
