@@ -83,7 +83,7 @@ def test_killed_run_resumes_exactly(tmp_path, family):
 
 _DIE_IN_SECOND_SAVE = """
 import os, runpy, signal, sys
-from mmhatnet import checkpoint
+from mmhatnet.engine import fileio
 saves = []
 real_fsync = os.fsync
 def fsync(fd):
@@ -91,7 +91,7 @@ def fsync(fd):
     if len(saves) == 2:  # the temporary file of epoch_2.pth is half-written
         os.kill(os.getpid(), signal.SIGKILL)
     real_fsync(fd)
-checkpoint.os.fsync = fsync
+fileio.os.fsync = fsync
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name='__main__')
 """
