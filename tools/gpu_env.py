@@ -186,7 +186,8 @@ def choose_torch(smi: Optional[str], env: Mapping[str, str], torch: str,
     Sets ``TORCH`` / ``TORCHVISION`` (pip version specs, with the build's
     local tag when it is not the default index's), ``TORCH_INDEX`` (an
     extra index URL or '') and ``MMHATNET_GPU_KEY`` (what the venv's stamp
-    adds, so that the venv follows the GPUs).
+    adds, so that the venv follows the GPUs; '' without a GPU, so that a
+    CPU venv keeps the stamp it had).
     """
     gpus = parse_gpus(smi) if smi else []
     index = env.get('MMHATNET_TORCH_INDEX', '')
@@ -194,7 +195,7 @@ def choose_torch(smi: Optional[str], env: Mapping[str, str], torch: str,
     d.variables.update(TORCH=torch, TORCHVISION=torchvision,
                        TORCH_INDEX=index)
     if not gpus:
-        d.variables['MMHATNET_GPU_KEY'] = 'cpu'
+        d.variables['MMHATNET_GPU_KEY'] = ''
         d.notes.append('no NVIDIA GPU found (no nvidia-smi, or it lists '
                        'none): setting up for the CPU; run this on a GPU '
                        'node to set up for its GPUs')
@@ -287,14 +288,16 @@ def choose_mmcv(smi: Optional[str], env: Mapping[str, str],
     """The ``mmcv`` step: exports ``FORCE_CUDA``, and when compiling for
     GPUs ``TORCH_CUDA_ARCH_LIST`` and ``CUDA_HOME`` (unless nvcc is to be
     installed: then ``NVCC_PIP`` is set); sets ``MMHATNET_MMCV_KEY``, the
-    suffix of the compiled-wheel cache (torch, CUDA and architectures)."""
+    suffix of the compiled-wheel cache beside torch's version: CUDA and
+    architectures, or '' for CPU ops (the cache's key before GPUs were
+    handled, so that a cached CPU wheel stays valid)."""
     gpus = parse_gpus(smi) if smi else []
     d = Decision()
     arch_env = env.get('TORCH_CUDA_ARCH_LIST', '').strip()
     if not gpus and not arch_env:
         d.exports['FORCE_CUDA'] = '0'
         d.variables['NVCC_PIP'] = ''
-        d.variables['MMHATNET_MMCV_KEY'] = 'cpu'
+        d.variables['MMHATNET_MMCV_KEY'] = ''
         d.notes.append('mmcv ops for the CPU only (no GPU found; set '
                        'TORCH_CUDA_ARCH_LIST, e.g. "8.0;9.0", to compile '
                        'CUDA ops for GPUs elsewhere)')

@@ -43,7 +43,7 @@ def test_parse_gpus_names_an_unreadable_line():
 def test_no_gpu_keeps_the_default_build_and_says_so():
     d = torch_step(None)
     assert d.variables == dict(TORCH='2.14.1', TORCHVISION='0.29.1',
-                               TORCH_INDEX='', MMHATNET_GPU_KEY='cpu')
+                               TORCH_INDEX='', MMHATNET_GPU_KEY='')
     assert 'no NVIDIA GPU found' in d.notes[0]
 
 
@@ -121,7 +121,7 @@ def cuda_torch(cuda='13.0', count=8, archs=CU130_ARCHS, available=True,
 def test_mmcv_on_a_cpu_machine_builds_cpu_ops():
     d = choose_mmcv(None, {}, cuda_torch(count=0, available=False), None)
     assert d.exports == {'FORCE_CUDA': '0'}
-    assert d.variables['MMHATNET_MMCV_KEY'] == 'cpu'
+    assert d.variables['MMHATNET_MMCV_KEY'] == ''  # the key it always had
 
 
 def test_mmcv_with_a_matching_system_toolkit():
@@ -257,4 +257,4 @@ def test_cli_mmcv_step_without_a_gpu(tmp_path):
     p = _cli(sys.executable, ['mmcv'], _fake_bin(tmp_path))
     assert p.returncode == 0, p.stderr
     assert _shell_values(p.stdout, 'FORCE_CUDA', 'MMHATNET_MMCV_KEY') == [
-        '0', 'cpu']
+        '0', '']
