@@ -25,7 +25,8 @@ those architectures.
 
 Usage (what setup_env.sh runs)::
 
-    eval "$(python3 tools/gpu_env.py torch --torch 2.14.1 --torchvision 0.29.1)"
+    eval "$(python3 tools/gpu_env.py torch --torch 2.14.1 \
+            --torchvision 0.29.1)"
     eval "$(.venv/bin/python tools/gpu_env.py mmcv)"
 """
 from __future__ import annotations
@@ -37,8 +38,8 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
 
 #: The oldest Linux driver for each CUDA major version. NVIDIA's minor
 #: version compatibility lets such a driver run every build of that major
@@ -64,7 +65,7 @@ class Gpu:
 
     @property
     def arch(self) -> str:
-        return '%d.%d' % self.capability
+        return '{}.{}'.format(*self.capability)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class Build:
     not known before install; the ``mmcv`` step checks)."""
     cuda: str
     index: str = ''
-    archs: Optional[tuple[str, ...]] = None
+    archs: tuple[str, ...] | None = None
 
     @property
     def tag(self) -> str:
@@ -148,13 +149,13 @@ def driver_runs(driver: str, cuda: str) -> bool:
     return need is not None and _version(driver) >= _version(need)
 
 
-def _index_cuda(url: str) -> Optional[str]:
+def _index_cuda(url: str) -> str | None:
     """The CUDA version of a PyTorch-style index URL ending in ``cuXYZ``."""
     m = re.search(r'/cu(\d+)(\d)/?$', url)
     return f'{m.group(1)}.{m.group(2)}' if m else None
 
 
-def _why_not(build: Build, gpus: Sequence[Gpu]) -> Optional[str]:
+def _why_not(build: Build, gpus: Sequence[Gpu]) -> str | None:
     driver = gpus[0].driver
     if not driver_runs(driver, build.cuda):
         need = MIN_DRIVER.get(_version(build.cuda)[0])
@@ -178,7 +179,7 @@ def _gpu_summary(gpus: Sequence[Gpu]) -> str:
             + f'; driver {gpus[0].driver}')
 
 
-def choose_torch(smi: Optional[str], env: Mapping[str, str], torch: str,
+def choose_torch(smi: str | None, env: Mapping[str, str], torch: str,
                  torchvision: str) -> Decision:
     """The ``torch`` step. ``smi``: the output of :data:`SMI_QUERY`, or
     None where there is no ``nvidia-smi``.
@@ -245,7 +246,7 @@ def choose_torch(smi: Optional[str], env: Mapping[str, str], torch: str,
 class TorchInfo:
     """What the installed torch says about CUDA."""
     version: str
-    cuda: Optional[str]  # torch.version.cuda
+    cuda: str | None  # torch.version.cuda
     available: bool  # torch.cuda.is_available()
     device_count: int
     archs: tuple[str, ...]  # torch.cuda.get_arch_list(), as '8.0'
@@ -255,19 +256,19 @@ class TorchInfo:
 @dataclass(frozen=True)
 class Nvcc:
     path: str  # .../bin/nvcc
-    release: Optional[str]  # '12.8' from `nvcc --version`, None: did not run
+    release: str | None  # '12.8' from `nvcc --version`, None: did not run
 
     @property
     def home(self) -> str:
         return os.path.dirname(os.path.dirname(self.path))
 
 
-def parse_nvcc_release(text: str) -> Optional[str]:
+def parse_nvcc_release(text: str) -> str | None:
     m = re.search(r'release (\d+\.\d+)', text)
     return m.group(1) if m else None
 
 
-def pip_nvcc(cuda: str) -> Optional[str]:
+def pip_nvcc(cuda: str) -> str | None:
     """The requirement that installs nvcc for torch's ``cuda`` from the
     package index, or None. The ``cuda-toolkit`` metapackage pulls nvcc,
     its compiler back end (nvvm), the runtime headers and CCCL of one CUDA
@@ -283,8 +284,8 @@ def pip_cuda_home(site_packages: str, cuda: str) -> str:
     return os.path.join(site_packages, 'nvidia', f'cu{_version(cuda)[0]}')
 
 
-def choose_mmcv(smi: Optional[str], env: Mapping[str, str],
-                torch: TorchInfo, nvcc: Optional[Nvcc]) -> Decision:
+def choose_mmcv(smi: str | None, env: Mapping[str, str],
+                torch: TorchInfo, nvcc: Nvcc | None) -> Decision:
     """The ``mmcv`` step: exports ``FORCE_CUDA``, and when compiling for
     GPUs ``TORCH_CUDA_ARCH_LIST`` and ``CUDA_HOME`` (unless nvcc is to be
     installed: then ``NVCC_PIP`` is set); sets ``MMHATNET_MMCV_KEY``, the
@@ -332,8 +333,8 @@ def choose_mmcv(smi: Optional[str], env: Mapping[str, str],
     major = _version(torch.cuda)[0]
     d.exports['FORCE_CUDA'] = '1'
     d.exports['TORCH_CUDA_ARCH_LIST'] = archs
-    d.variables['MMHATNET_MMCV_KEY'] = 'cuda%s-sm%s' % (
-        torch.cuda, re.sub(r'[^0-9A-Za-z.]+', '-', archs))
+    arch_key = re.sub(r'[^0-9A-Za-z.]+', '-', archs)
+    d.variables['MMHATNET_MMCV_KEY'] = f'cuda{torch.cuda}-sm{arch_key}'
     d.variables['NVCC_PIP'] = ''
     if nvcc is not None and nvcc.release is not None \
             and _version(nvcc.release)[0] == major:
@@ -371,7 +372,7 @@ def _run(args: Sequence[str]) -> tuple[int, str]:
     return p.returncode, p.stdout + p.stderr
 
 
-def read_smi() -> Optional[str]:
+def read_smi() -> str | None:
     """:data:`SMI_QUERY`'s output; None without nvidia-smi. A failing
     nvidia-smi is an error: the driver is broken, not absent."""
     if shutil.which('nvidia-smi') is None:
@@ -384,7 +385,7 @@ def read_smi() -> Optional[str]:
     return out
 
 
-def find_nvcc(env: Mapping[str, str]) -> Optional[Nvcc]:
+def find_nvcc(env: Mapping[str, str]) -> Nvcc | None:
     """nvcc as torch's extension builder finds it: CUDA_HOME, PATH,
     /usr/local/cuda."""
     candidates = []
@@ -441,7 +442,7 @@ def _install_nvcc(d: Decision, cuda: str) -> None:
     d.exports['CUDA_HOME'] = home
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='step', required=True)
     t = sub.add_parser('torch', help='which torch build to install')

@@ -219,8 +219,9 @@ def hatnet_rows(device: torch.device) -> list[Row]:
             err = max(relative_error(a, b) for a, b in zip(outs, ref))
             gerr = relative_error(grads, ref_grads)
             assert out_dtype == dtype, f'outputs are {out_dtype}'
-            assert err < tol and gerr < tol, \
-                f'vs fp32: outputs {err:.1e}, gradients {gerr:.1e} >= {tol:.1e}'
+            assert err < tol and gerr < tol, (
+                f'vs fp32: outputs {err:.1e}, gradients {gerr:.1e}, '
+                f'allowed {tol:.1e}')
             rows.append(Row(name, str(device), OK,
                             f'vs fp32: outputs {err:.1e}, gradients '
                             f'{gerr:.1e} (< {tol:.1e})'))
@@ -298,9 +299,9 @@ def training_rows(families: list[str]) -> list[Row]:
             for amp in modes:
                 name = f'train 1 iter {family} tiny' + (' --amp' if amp
                                                         else '')
-                rows.append(_row(name, device,
-                                 lambda: train_one_iteration(family, tmp,
-                                                             amp)))
+                rows.append(_row(
+                    name, device,
+                    lambda f=family, a=amp: train_one_iteration(f, tmp, a)))
     if not torch.cuda.is_available():
         rows.append(Row('train --amp', 'cpu', INFO, 'not run: mmengine\'s '
                         'AmpOptimWrapper needs a GPU'))
@@ -329,9 +330,9 @@ def run_checks(families: list[str] | None = None) -> list[Row]:
     rows = environment_rows()
     for device in devices():
         rows.append(_row('mmcv nms', str(device),
-                         lambda: check_nms(device)))
+                         lambda d=device: check_nms(d)))
         rows.append(_row('mmcv roi_align fwd+bwd', str(device),
-                         lambda: check_roi_align(device)))
+                         lambda d=device: check_roi_align(d)))
         rows += hatnet_rows(device)
     rows += training_rows(list(TRAIN) if families is None else families)
     return rows
