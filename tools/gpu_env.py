@@ -284,6 +284,23 @@ def pip_cuda_home(site_packages: str, cuda: str) -> str:
     return os.path.join(site_packages, 'nvidia', f'cu{_version(cuda)[0]}')
 
 
+def link_dev_libraries(home: str) -> list[str]:
+    """Add the unversioned ``lib/libcudart.so`` that linking with
+    ``-lcudart`` needs: NVIDIA's runtime wheel ships only
+    ``libcudart.so.<major>`` (a toolkit's dev package adds the link).
+    Returns the links made."""
+    lib = os.path.join(home, 'lib')
+    made = []
+    link = os.path.join(lib, 'libcudart.so')
+    versioned = sorted(f for f in (os.listdir(lib) if os.path.isdir(lib)
+                                   else ())
+                       if re.fullmatch(r'libcudart\.so\.\d+', f))
+    if versioned and not os.path.lexists(link):
+        os.symlink(versioned[-1], link)
+        made.append(link)
+    return made
+
+
 def choose_mmcv(smi: str | None, env: Mapping[str, str],
                 torch: TorchInfo, nvcc: Nvcc | None) -> Decision:
     """The ``mmcv`` step: exports ``FORCE_CUDA``, and when compiling for
@@ -439,6 +456,7 @@ def _install_nvcc(d: Decision, cuda: str) -> None:
         raise GpuEnvError(f'{nvcc} from {requirement} does not run: '
                           f'{out.strip()}\nFix: install a CUDA {cuda} '
                           f'toolkit and set CUDA_HOME')
+    link_dev_libraries(home)
     d.exports['CUDA_HOME'] = home
 
 

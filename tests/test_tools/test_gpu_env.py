@@ -11,7 +11,8 @@ from e2e import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
 from gpu_env import (GpuEnvError, Nvcc, TorchInfo, choose_mmcv,  # noqa: E402
-                     choose_torch, parse_gpus, pip_nvcc)
+                     choose_torch, link_dev_libraries, parse_gpus,
+                     pip_nvcc)
 
 A100_535 = 'NVIDIA A100-SXM4-80GB, 535.104.05, 8.0\n' * 8
 H100_580 = 'NVIDIA H100 80GB HBM3, 580.82.07, 9.0\n'
@@ -258,3 +259,14 @@ def test_cli_mmcv_step_without_a_gpu(tmp_path):
     assert p.returncode == 0, p.stderr
     assert _shell_values(p.stdout, 'FORCE_CUDA', 'MMHATNET_MMCV_KEY') == [
         '0', '']
+
+
+def test_pip_toolkit_gets_the_link_that_lcudart_needs(tmp_path):
+    """NVIDIA's runtime wheel has lib/libcudart.so.13 only; linking mmcv's
+    ops with -lcudart failed without the unversioned link."""
+    lib = tmp_path / 'lib'
+    lib.mkdir()
+    (lib / 'libcudart.so.13').write_bytes(b'')
+    assert link_dev_libraries(str(tmp_path)) == [str(lib / 'libcudart.so')]
+    assert os.readlink(lib / 'libcudart.so') == 'libcudart.so.13'
+    assert link_dev_libraries(str(tmp_path)) == []  # a second run: kept
