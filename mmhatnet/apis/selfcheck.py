@@ -46,10 +46,10 @@ TRAIN = {
         'train_dataloader.dataset.pipeline.4.crop_size=(64,64)',
         'train_cfg.max_iters=1', 'train_cfg.val_interval=2']),
     'retinanet': ('coco', [
-        'train_dataloader.dataset.pipeline.2.scale=(192,128)',
+        'train_dataloader.dataset.pipeline.2.scale=(96,64)',
         'train_cfg.max_epochs=1', 'train_cfg.val_interval=2']),
     'mask-rcnn': ('coco', [
-        'train_dataloader.dataset.pipeline.2.scale=(192,128)',
+        'train_dataloader.dataset.pipeline.2.scale=(96,64)',
         'train_cfg.max_epochs=1', 'train_cfg.val_interval=2']),
 }
 COMMON = ['model.backbone.init_cfg=None', 'train_dataloader.batch_size=2',
