@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from e2e import ROOT
 
@@ -202,13 +203,15 @@ def _fake_bin(tmp_path, **programs):
     bin_dir.mkdir()
     for name, (status, text) in programs.items():
         path = bin_dir / name.replace('_', '-')
-        path.write_text(f"#!/bin/sh\ncat <<'EOF'\n{text}EOF\nexit {status}\n")
+        # shell builtins only: PATH holds nothing but the fakes
+        path.write_text(f"#!/bin/sh\nprintf '%s' '{text}'\nexit {status}\n")
         path.chmod(0o755)
     return str(bin_dir)
 
 
 def _cli(python, step_args, bin_dir):
-    env = dict(os.environ, PATH=bin_dir + os.pathsep + '/usr/bin:/bin')
+    # only the fakes: a real nvidia-smi in /usr/bin must not be found
+    env = dict(os.environ, PATH=bin_dir)
     env.pop('MMHATNET_TORCH_INDEX', None)
     env.pop('TORCH_CUDA_ARCH_LIST', None)
     env.pop('CUDA_HOME', None)
@@ -245,13 +248,14 @@ def test_cli_stops_on_a_failing_nvidia_smi(tmp_path):
 
 
 def test_cli_mmcv_step_refuses_a_gpu_this_torch_cannot_use(tmp_path):
-    """The real torch of this venv, with nvidia-smi claiming a GPU that
-    torch does not see (here: none is there)."""
-    bin_dir = _fake_bin(tmp_path, nvidia_smi=(0, H100_580))
+    """The real torch of this venv, with nvidia-smi listing one GPU more
+    than torch sees."""
+    seen = torch.cuda.device_count()
+    bin_dir = _fake_bin(tmp_path, nvidia_smi=(0, H100_580 * (seen + 1)))
     p = _cli(sys.executable, ['mmcv'], bin_dir)
     assert p.returncode == 1 and p.stdout == ''
     assert 'GPU set-up stopped' in p.stderr
-    assert 'sees 0 of 1 GPUs' in p.stderr
+    assert f'sees {seen} of {seen + 1} GPUs' in p.stderr
 
 
 def test_cli_mmcv_step_without_a_gpu(tmp_path):
