@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Create or update .venv with the pinned OpenMMLab stack and mmhatnet.
 # Idempotent: a second run with nothing changed returns in about a second.
-# The compiled mmcv wheel is kept per torch version in
-# ${XDG_CACHE_HOME:-~/.cache}/mmhatnet, so a new checkout does not compile
-# mmcv again.
+# The compiled mmcv wheel is kept per torch version, CUDA version and GPU
+# architectures in ${XDG_CACHE_HOME:-~/.cache}/mmhatnet, so a new checkout
+# does not compile mmcv again. On NVIDIA GPUs see README, "GPU".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,14 @@ PYTHON=${PYTHON:-python3}
 pin() { sed -n "s/^$1==//p" requirements/stack.txt; }
 TORCH=${MMHATNET_TORCH:-$(pin torch)}
 TORCHVISION=${MMHATNET_TORCHVISION:-$(pin torchvision)}
+# --- GPU (issue 11): the torch build this driver and these GPUs run -------
+# tools/gpu_env.py reads nvidia-smi; it may add a local tag (+cu128) and an
+# index to TORCH / TORCHVISION, or stop with what does not fit and the fix.
+gpu=$("$PYTHON" tools/gpu_env.py torch --torch "$TORCH" \
+      --torchvision "$TORCHVISION") || exit 1
+eval "$gpu"
+TORCH_INDEX_ARGS=(${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"})
+# ---------------------------------------------------------------------------
 VENV=.venv
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
 MMCV=$(pin mmcv)
@@ -21,6 +29,7 @@ TORCH_REQS=("torch==$TORCH" "torchvision==$TORCHVISION")
 STAMP="$VENV/.mmhatnet-stamp"
 want=$( (echo "$TORCH $TORCHVISION"; cat requirements/stack.txt setup.py) \
         | sha256sum | cut -d' ' -f1)
+want="$want${MMHATNET_GPU_KEY:+-$MMHATNET_GPU_KEY}"  # issue 11: GPUs
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     exit 0
@@ -28,12 +37,18 @@ fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 echo "[setup] torch==$TORCH torchvision==$TORCHVISION and build tools"
-$PIP install -q "${TORCH_REQS[@]}" \
+$PIP install -q "${TORCH_INDEX_ARGS[@]}" "${TORCH_REQS[@]}" \
     -r <(grep -E '^(setuptools|wheel|ninja|psutil|numpy)' "$REQS")
 
 # mmcv $MMCV is published only as source; mmdet needs its compiled ops.
+# --- GPU (issue 11): CUDA ops for the GPUs torch sees, or CPU ops ---------
+# sets FORCE_CUDA, TORCH_CUDA_ARCH_LIST, CUDA_HOME (installing NVIDIA's nvcc
+# wheels when no toolkit fits) and the cache key; or stops, before compiling
+mmcv_gpu=$($VENV/bin/python tools/gpu_env.py mmcv) || exit 1
+eval "$mmcv_gpu"
+# ---------------------------------------------------------------------------
 torch_tag=$($VENV/bin/python -c 'import torch, sys; print(torch.__version__.replace("+", "_"), "py%d%d" % sys.version_info[:2], sep="-")')
-WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/mmhatnet/mmcv-$MMCV-torch$torch_tag"
+WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/mmhatnet/mmcv-$MMCV-torch$torch_tag${MMHATNET_MMCV_KEY:+-$MMHATNET_MMCV_KEY}"
 if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
     mkdir -p "$WHEELS"
     log="$WHEELS/build.log"
@@ -55,7 +70,8 @@ if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
 fi
 
 echo "[setup] OpenMMLab stack and mmhatnet"
-$PIP install -q "$WHEELS"/mmcv-*.whl -r "$REQS" "${TORCH_REQS[@]}"
+$PIP install -q "${TORCH_INDEX_ARGS[@]}" "$WHEELS"/mmcv-*.whl -r "$REQS" \
+    "${TORCH_REQS[@]}"
 $PIP install -q --no-deps "openmim==$(pin openmim)"
 $PIP install -q --no-deps --no-build-isolation -e .
 $VENV/bin/python -c 'import mmcv.ops, mmdet, mmseg, mmpretrain.evaluation, mmhatnet'

@@ -65,6 +65,14 @@ def _build_runner(cfg: Config) -> Runner:
     return Runner.from_cfg(cfg)
 
 
+def _amp_device() -> bool:
+    """Whether mmengine's AmpOptimWrapper can run here (its own test)."""
+    from mmengine.device import (is_cuda_available, is_mlu_available,
+                                 is_musa_available, is_npu_available)
+    return (is_cuda_available() or is_npu_available() or is_mlu_available()
+            or is_musa_available())
+
+
 def train_config(argv: list[str] | None = None) -> Config:
     """Parse ``tools/train.py`` arguments into a checked config."""
     parser = argparse.ArgumentParser(description='Train a model')
@@ -80,6 +88,12 @@ def train_config(argv: list[str] | None = None) -> Config:
     args = parser.parse_args(argv)
     cfg = _load_config(args)
     if args.amp:
+        if not _amp_device():
+            # mmengine's AmpOptimWrapper would assert this only once the
+            # runner, model and data are built
+            parser.error('--amp needs a GPU (or an NPU, MLU or MUSA device):'
+                         ' mmengine\'s AmpOptimWrapper runs only there, and'
+                         ' this machine has none; train without --amp')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
