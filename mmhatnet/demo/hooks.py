@@ -71,8 +71,8 @@ class DemoProgressHook(Hook):
                          outputs: dict | None = None) -> None:
         loss = (outputs or {}).get('loss')
         text = None
-        if loss is not None:
-            text = f'{self.label} train (loss {float(loss):.3f})'
+        if loss is not None:  # a tensor that still holds its graph
+            text = f'{self.label} train (loss {loss.item():.3f})'
         self._advance('train', text)
 
     def after_train(self, runner) -> None:
