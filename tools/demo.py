@@ -17,8 +17,8 @@ import warnings
 # terminal to the demo's own lines
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from mmhatnet.demo.job import ROOT, run_demo
-from mmhatnet.demo.schedule import DEFAULT_TASKS, SCHEDULES
+from mmhatnet.demo.job import ROOT, run_demo  # noqa: E402
+from mmhatnet.demo.schedule import DEFAULT_TASKS, SCHEDULES  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os.path as osp
 
-import numpy as np
 import torch
 
 from .data import COCO_CLASSES, COCO_SHAPES, IMAGENET_WNIDS

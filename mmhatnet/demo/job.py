@@ -32,7 +32,8 @@ from .chance import chance
 from .curves import write_curves
 from .data import make_demo_data
 from .hooks import progress_to
-from .schedule import SCHEDULES, Schedule, iterations, options
+from .schedule import (DEFAULT_TASKS, SCHEDULES, Schedule, iterations,
+                       options)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -190,7 +191,6 @@ def run_demo(work_dir: str, tasks: dict[str, Schedule] | None = None,
     """Run ``tasks`` (default: the detection and segmentation job), print
     the table and write ``<work_dir>/summary.json``; return the summary.
     """
-    from .schedule import DEFAULT_TASKS
     if tasks is None:
         tasks = {name: SCHEDULES[name] for name in DEFAULT_TASKS}
     console = console or Console()
@@ -206,7 +206,7 @@ def run_demo(work_dir: str, tasks: dict[str, Schedule] | None = None,
     console.print(results_table(results))
     console.print(f'{(time.perf_counter() - start) / 60:.1f} min in all '
                   f'({(time.process_time() - cpu) / 60:.1f} CPU-min)')
-    for name, r in results.items():
+    for r in results.values():
         for p in r.pictures + r.curves:
             console.print(f'  {osp.relpath(p)}')
     console.print(f'summary: {osp.relpath(path)}')
