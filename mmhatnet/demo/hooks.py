@@ -103,10 +103,11 @@ class DemoProgressHook(Hook):
 class DemoPicturesHook(Hook):
     """Draw the first test images: ground truth left, prediction right.
 
-    The drawing is the config's own visualizer (mmdet's
-    ``DetLocalVisualizer``, mmseg's ``SegLocalVisualizer``, mmpretrain's
-    ``UniversalVisualizer``), as ``tools/test.py --show-dir`` uses it
-    upstream, on the image at its original size.
+    The drawing is the config's own visualizer, as the upstream
+    visualization hooks use it, on the image at its original size:
+    mmdet's ``DetLocalVisualizer`` and mmseg's ``SegLocalVisualizer`` put
+    the ground truth and the prediction side by side; mmpretrain's
+    ``UniversalVisualizer`` writes both labels on the image.
 
     Args:
         out_dir: Folder for the PNG files.
@@ -132,7 +133,14 @@ class DemoPicturesHook(Hook):
             image = mmcv.imread(sample.img_path, channel_order='rgb')
             stem = osp.splitext(osp.basename(sample.img_path))[0]
             out_file = osp.join(self.out_dir, f'{stem}.png')
-            runner.visualizer.add_datasample(
-                stem, image, data_sample=sample, draw_gt=True,
-                draw_pred=True, out_file=out_file, **self.draw_args)
+            visualizer = runner.visualizer
+            if hasattr(visualizer, 'visualize_cls'):
+                # mmpretrain's UniversalVisualizer: both labels as text
+                visualizer.visualize_cls(
+                    image, sample, draw_gt=True, draw_pred=True,
+                    out_file=out_file, name=stem, **self.draw_args)
+            else:
+                visualizer.add_datasample(
+                    stem, image, data_sample=sample, draw_gt=True,
+                    draw_pred=True, out_file=out_file, **self.draw_args)
             self.files.append(out_file)

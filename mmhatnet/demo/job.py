@@ -15,6 +15,7 @@ import glob
 import json
 import os
 import os.path as osp
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -51,19 +52,29 @@ class Result:
 
 @contextmanager
 def _output_to(path: str) -> Iterator[None]:
-    """Send everything written to stdout/stderr (file descriptors 1 and
-    2, so also C extensions and subprocesses) to ``path``."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    """Send everything written to stdout/stderr to ``path``.
+
+    File descriptors 1 and 2 are pointed at the file, so C extensions and
+    subprocesses go there too, and ``sys.stdout``/``sys.stderr`` are
+    pointed at those descriptors, so Python writes do even where they had
+    been replaced (pytest, notebooks). Loggers made inside keep these
+    streams, which write to descriptors 1 and 2 again once restored.
+    """
+    streams = sys.stdout, sys.stderr
+    for stream in streams:
+        stream.flush()
     saved = os.dup(1), os.dup(2)
     with open(path, 'a') as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+        sys.stdout = open(1, 'w', buffering=1, closefd=False)
+        sys.stderr = open(2, 'w', buffering=1, closefd=False)
         try:
             yield
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
+            sys.stdout, sys.stderr = streams
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])
@@ -101,6 +112,18 @@ def write_config(name: str, s: Schedule, task_dir: str) -> str:
     return path
 
 
+def _fresh(task_dir: str, config: str) -> None:
+    """Empty a previous run's folder (it holds the demo's ``config``) or
+    create it; refuse to empty anything else."""
+    if osp.isfile(osp.join(task_dir, config)):
+        shutil.rmtree(task_dir)
+    elif osp.isdir(task_dir) and os.listdir(task_dir):
+        raise FileExistsError(
+            f'{task_dir} is not empty and holds no {config} from an earlier '
+            'demo run; choose another --work-dir')
+    os.makedirs(task_dir, exist_ok=True)
+
+
 def _last_checkpoint(run_dir: str) -> str:
     with open(osp.join(run_dir, 'last_checkpoint')) as f:
         return f.read().strip()
@@ -116,7 +139,7 @@ def run_task(name: str, s: Schedule, work_dir: str,
     """Generate the data, train, test, draw; one line per phase."""
     start = time.perf_counter()
     task_dir = osp.join(work_dir, name)
-    os.makedirs(task_dir, exist_ok=True)
+    _fresh(task_dir, f'{name}.py')
     log = osp.join(task_dir, 'console.log')
     rel = osp.relpath(task_dir)
     console.print(f'[bold]{s.title}[/bold]  (config {s.config}; '
@@ -135,7 +158,8 @@ def run_task(name: str, s: Schedule, work_dir: str,
     run_dir = osp.join(task_dir, 'train')
     bar = Progress(TextColumn('  {task.description}'), BarColumn(),
                    MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, transient=True)
+                   console=console, transient=True,
+                   redirect_stdout=False, redirect_stderr=False)
     t = time.perf_counter()
     with _cwd(work_dir), _output_to(log), bar, progress_to(bar):
         train([config, '--work-dir', run_dir])
@@ -193,7 +217,11 @@ def run_demo(work_dir: str, tasks: dict[str, Schedule] | None = None,
     """
     if tasks is None:
         tasks = {name: SCHEDULES[name] for name in DEFAULT_TASKS}
-    console = console or Console()
+    if console is None:
+        # the terminal as it is now: _output_to moves descriptors 1 and 2
+        # and sys.stdout to the log files while the runners work
+        console = Console(file=open(os.dup(sys.stdout.fileno()), 'w',
+                                    buffering=1))
     work_dir = osp.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)
     start, cpu = time.perf_counter(), time.process_time()

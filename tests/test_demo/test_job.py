@@ -221,3 +221,13 @@ def test_upstream_inferencers_on_demo_checkpoints(demo, imagenet_demo,
     (result, ) = cls(image, show_dir=str(tmp_path / 'cls'))
     assert 0 <= result['pred_label'] < 4
     assert cv2.imread(str(tmp_path / 'cls/000000000001.png')) is not None
+
+
+def test_refuses_to_empty_a_folder_it_did_not_make(tmp_path):
+    mine = tmp_path / 'semantic_fpn' / 'notes.txt'
+    mine.parent.mkdir()
+    mine.write_text('keep')
+    with pytest.raises(FileExistsError, match='semantic_fpn.py'):
+        run_demo(str(tmp_path), {'semantic_fpn': SCHEDULES['semantic_fpn']},
+                 Console(file=io.StringIO()))
+    assert mine.read_text() == 'keep'
