@@ -190,6 +190,7 @@ def test_upstream_inferencers_on_demo_checkpoints(demo, imagenet_demo,
     """The README's example: each toolbox's inferencer, a demo config and
     checkpoint, an image in, the drawn result out."""
     from mmdet.apis import DetInferencer
+    from mmengine.registry import init_default_scope
     from mmpretrain.apis import ImageClassificationInferencer
     from mmseg.apis import MMSegInferencer
 
@@ -215,6 +216,9 @@ def test_upstream_inferencers_on_demo_checkpoints(demo, imagenet_demo,
     assert drawn.shape == (height, width, 3)
 
     work_dir, _ = imagenet_demo
+    # mmpretrain's inferencer builds its pipeline in the current scope,
+    # which the others left at mmseg
+    init_default_scope('mmpretrain')
     cls = ImageClassificationInferencer(
         model=str(work_dir / 'imagenet/imagenet.py'),
         pretrained=_checkpoint(work_dir, 'imagenet'), device='cpu')
