@@ -83,6 +83,7 @@ def write_curves(scalars: str, out_dir: str, title: str,
     ax.set(xlabel='iteration', ylabel='held-out metric',
            title=f'{title}: validation')
     ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     files.append(osp.join(out_dir, 'metric.png'))
