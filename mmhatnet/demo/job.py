@@ -24,8 +24,13 @@ from dataclasses import dataclass
 
 from mmengine.config import Config
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
-                           TextColumn, TimeElapsedColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from ..apis import test, train
@@ -33,8 +38,7 @@ from .chance import chance
 from .curves import write_curves
 from .data import make_demo_data
 from .hooks import progress_to
-from .schedule import (DEFAULT_TASKS, SCHEDULES, Schedule, iterations,
-                       options)
+from .schedule import DEFAULT_TASKS, SCHEDULES, Schedule, iterations, options
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

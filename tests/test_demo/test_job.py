@@ -14,8 +14,12 @@ from rich.console import Console
 
 from mmhatnet.demo.chance import chance
 from mmhatnet.demo.curves import write_curves
-from mmhatnet.demo.data import (ADE_BACKGROUND, ADE_OTHER, ade_sample,
-                                make_demo_data)
+from mmhatnet.demo.data import (
+    ADE_BACKGROUND,
+    ADE_OTHER,
+    ade_sample,
+    make_demo_data,
+)
 from mmhatnet.demo.hooks import DemoPicturesHook
 from mmhatnet.demo.job import ROOT, run_demo, write_config
 from mmhatnet.demo.schedule import DEFAULT_TASKS, SCHEDULES
