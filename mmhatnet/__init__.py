@@ -10,7 +10,8 @@ mmengine's own checkpoint classes under safe loading.
 Layout: ``models/`` the network, ``engine/`` and ``datasets/`` what runs
 beside it in mmengine runners, ``apis/`` the logic of ``tools/train.py``
 and ``tools/test.py``; not runtime: ``analysis/`` (FLOPs, the release
-reference, the benchmark) and ``demo/`` (generated data sets).
+reference, the benchmark) and ``demo/`` (generated data sets, the main
+job).
 """
 from . import datasets  # noqa: F401  (registers CheckAnnotationSize)
 from .engine import allow_mmengine_checkpoints
