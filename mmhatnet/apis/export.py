@@ -16,15 +16,23 @@ padded as the data preprocessor does; mmdeploy's graphs take the same):
   functions); proposals and the RoI heads stay outside the graph;
 * ``backbone_only``: HATNet's maps at strides 4-32.
 
+One upstream module does not trace for any size: mmseg's ``Upsample`` (in
+the Semantic FPN head) computes its output size with ``int()``, which both
+exporters bake into the graph. While exporting, :func:`exportable` puts
+``F.interpolate`` with the same integer scale factor in its place (the same
+sizes and the same sampling); the check runs the original modules.
+
 Each output is compared with eager PyTorch on fresh seeded inputs; the error
 of an output is ``max |onnx - eager| / max |eager|``.
 """
 import argparse
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 from torch import nn
 
@@ -104,6 +112,49 @@ def _flatten(outputs) -> list[torch.Tensor]:
     return [t for item in outputs for t in _flatten(item)]
 
 
+class ScaleUpsample(nn.Module):
+    """``F.interpolate`` by an integer ``scale_factor``: mmseg's
+    ``Upsample(scale_factor=s)`` for a traced graph. mmseg's asks for the
+    size ``int(s * H)``; the output size is the same, and for an integer
+    factor so is the sampling (source coordinates scale by 1 / s either
+    way)."""
+
+    def __init__(self, scale_factor: float, mode: str,
+                 align_corners: bool | None):
+        super().__init__()
+        self.scale_factor = scale_factor
+        self.mode = mode
+        self.align_corners = align_corners
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=self.scale_factor,
+                             mode=self.mode, align_corners=self.align_corners)
+
+
+@contextlib.contextmanager
+def exportable(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block, ``model``'s mmseg ``Upsample`` modules with an
+    integer scale factor are :class:`ScaleUpsample`; restored on exit."""
+    try:
+        from mmseg.models.utils import Upsample
+    except ImportError:  # mmseg not installed: nothing to replace
+        Upsample = ()
+    swapped = []
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            factor = getattr(child, 'scale_factor', None)
+            if isinstance(child, Upsample) and not child.size and \
+                    isinstance(factor, float) and factor.is_integer():
+                setattr(parent, name, ScaleUpsample(
+                    factor, child.mode, child.align_corners))
+                swapped.append((parent, name, child))
+    try:
+        yield model
+    finally:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
+
+
 def load_checkpoint(model: nn.Module, path: str) -> None:
     """Load a checkpoint of the whole model (as tools/train.py writes
     them) with ``weights_only=True``; every key must match."""
@@ -136,7 +187,7 @@ def export_module(module: TensorOutputs, path: str,
         if dynamic:
             kwargs['dynamic_axes'] = {'input': {0: 'batch', 2: 'height',
                                                 3: 'width'}}
-    with torch.no_grad():
+    with torch.no_grad(), exportable(module):
         torch.onnx.export(module, (example, ), path, input_names=['input'],
                           output_names=names,
                           dynamo=exporter == 'dynamo', **kwargs)
