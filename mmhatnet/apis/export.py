@@ -257,18 +257,24 @@ def export_config(config: str, out: str, checkpoint: str | None = None,
         ``out``, ``outputs`` (names), ``checks`` (see :func:`verify`) and
         ``ok`` (every check passed).
     """
+    if exporter not in EXPORTERS:
+        raise ValueError(f'exporter must be one of {EXPORTERS}, '
+                         f'got {exporter!r}')
     cfg = load_config(config, cfg_options)
     scope = cfg.get('default_scope')
+    if scope not in ('mmdet', 'mmseg') and not backbone_only:
+        raise ValueError(f'{config}: whole-model export covers mmdet and '
+                         f'mmseg configs, got default_scope {scope!r}; use '
+                         f'--backbone-only')
+    shape = tuple(shape or DEFAULT_SHAPES[scope])
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f'shape must be two positive ints (H, W), '
+                         f'got {shape!r}')
     model = build_model(cfg)
     if checkpoint is None:
         model.init_weights()
     else:
         load_checkpoint(model, checkpoint)
-    model.eval()
-    shape = tuple(shape or DEFAULT_SHAPES[scope])
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f'shape must be two positive ints (H, W), '
-                         f'got {shape!r}')
     in_channels = cfg.model.backbone.get('in_channels', 3)
     module = TensorOutputs(model, scope, backbone_only)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
