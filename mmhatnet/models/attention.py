@@ -34,6 +34,12 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     ``scaled_dot_product_attention``; the plain path is its reference.
     """
     if fused:
+        if key_mask is not None and is_exporting():
+            # the same softmax with an additive mask, the only kind that
+            # mmdeploy's rewrite of this function reads
+            key_mask = torch.zeros(key_mask.shape, dtype=q.dtype,
+                                   device=q.device).masked_fill(
+                                       ~key_mask, float('-inf'))
         return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
     scores = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1)
     if key_mask is not None:
