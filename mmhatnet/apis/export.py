@@ -235,7 +235,8 @@ def other_shape(shape: Sequence[int]) -> tuple[int, int]:
 def export_config(config: str, out: str, checkpoint: str | None = None,
                   shape: Sequence[int] | None = None, dynamic: bool = False,
                   backbone_only: bool = False, exporter: str = 'dynamo',
-                  cfg_options: dict | None = None) -> dict:
+                  cfg_options: dict | None = None,
+                  check_shapes: Sequence[Sequence[int]] = ()) -> dict:
     """Export the model of ``config`` to ``out`` and verify it.
 
     Args:
@@ -252,6 +253,7 @@ def export_config(config: str, out: str, checkpoint: str | None = None,
         exporter: 'dynamo' (``torch.export``) or 'torchscript' (the exporter
             mmdeploy uses).
         cfg_options: overrides merged into the config.
+        check_shapes: more (H, W) to verify a dynamic graph at.
 
     Returns:
         ``out``, ``outputs`` (names), ``checks`` (see :func:`verify`) and
@@ -267,9 +269,13 @@ def export_config(config: str, out: str, checkpoint: str | None = None,
                          f'mmseg configs, got default_scope {scope!r}; use '
                          f'--backbone-only')
     shape = tuple(shape or DEFAULT_SHAPES[scope])
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f'shape must be two positive ints (H, W), '
-                         f'got {shape!r}')
+    for size in (shape, *check_shapes):
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(f'shape must be two positive ints (H, W), '
+                             f'got {tuple(size)!r}')
+    if check_shapes and not dynamic:
+        raise ValueError('check_shapes needs dynamic=True: a static graph '
+                         'takes only the export size')
     model = build_model(cfg)
     if checkpoint is None:
         model.init_weights()
@@ -282,8 +288,9 @@ def export_config(config: str, out: str, checkpoint: str | None = None,
         export_module(module, out, shape, in_channels, dynamic, exporter)
         checks = verify(module, out, [shape], in_channels)
         if dynamic:
-            checks += verify(module, out, [other_shape(shape)], in_channels,
-                             batch=2, seed=1)
+            checks += verify(module, out,
+                             [other_shape(shape), *check_shapes],
+                             in_channels, batch=2, seed=1)
     return dict(out=out, outputs=module.output_names, checks=checks,
                 ok=all(c['ok'] for c in checks))
 
@@ -305,12 +312,17 @@ def main(argv: list[str] | None = None) -> dict:
                         help='free batch, height and width')
     parser.add_argument('--backbone-only', action='store_true')
     parser.add_argument('--exporter', choices=EXPORTERS, default='dynamo')
+    parser.add_argument('--check-shape', type=int, nargs=2, action='append',
+                        default=[], metavar=('H', 'W'),
+                        help='with --dynamic: also verify at this size '
+                        '(repeatable)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides, key=value')
     args = parser.parse_args(argv)
     result = export_config(args.config, args.out, args.checkpoint,
                            args.shape, args.dynamic, args.backbone_only,
-                           args.exporter, args.cfg_options)
+                           args.exporter, args.cfg_options,
+                           args.check_shape)
     print(f'wrote {result["out"]} ({args.exporter} exporter, '
           f'{"dynamic" if args.dynamic else "static"} shapes), outputs: '
           f'{", ".join(result["outputs"])}')

@@ -55,11 +55,13 @@ def test_tool_exports_retinanet_and_prints_the_verdict(tmp_path):
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, 'tools', 'export_onnx.py'),
          _config('retinanet_hatnet_tiny'), '--out', out, '--shape',
-         *map(str, SHAPE), '--dynamic', '--exporter', 'torchscript'],
+         *map(str, SHAPE), '--dynamic', '--exporter', 'torchscript',
+         '--check-shape', '333', '517'],
         capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'onnxruntime vs eager at 64x96' in proc.stdout
     assert 'onnxruntime vs eager at 49x73' in proc.stdout
+    assert 'onnxruntime vs eager at 333x517' in proc.stdout
     assert 'verdict: PASS' in proc.stdout
     assert _onnx_outputs(out) == [f'{k}{i}' for k in ('cls_score',
                                                        'bbox_pred')
@@ -157,3 +159,6 @@ def test_bad_arguments_are_named(tmp_path):
         export_config(_config('imagenet_hatnet_tiny'), out)
     with pytest.raises(ValueError, match=r'shape must be.*\(0, 5\)'):
         export_config(_config('fpn_hatnet_tiny'), out, shape=(0, 5))
+    with pytest.raises(ValueError, match='needs dynamic=True'):
+        export_config(_config('fpn_hatnet_tiny'), out,
+                      check_shapes=[(64, 64)])
