@@ -22,5 +22,8 @@ setup(
         'cls': ['mmpretrain>=1.0,<1.3'],
         'all': ['mmdet>=3.0,<3.4', 'mmsegmentation>=1.0,<1.3', 'ftfy',
                 'regex', 'mmpretrain>=1.0,<1.3'],
+        # tools/export_onnx.py and benchmark --onnx (README, Deployment);
+        # onnxscript is what torch.onnx's dynamo exporter translates with
+        'deploy': ['onnx>=1.16', 'onnxruntime>=1.18', 'onnxscript>=0.3'],
     },
 )

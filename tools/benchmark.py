@@ -6,6 +6,7 @@ and Swin-T, at one input size.
     python tools/benchmark.py --config configs/retinanet_hatnet_small.py \
         --shape 800 1344 --device cuda --json bench.json
     python tools/benchmark.py --convffn 64 8 --shape 128 128  # its bands
+    python tools/benchmark.py --arch small --shape 512 512 --onnx
 
 What each number means: the docstring of mmhatnet/benchmark.py.
 """
@@ -16,7 +17,8 @@ import torch
 
 from mmhatnet.analysis.benchmark import (build_hatnet, build_models,
                                          convffn_bands, format_bands,
-                                         format_table, run_benchmark)
+                                         format_onnx, format_table,
+                                         onnx_latency, run_benchmark)
 from mmhatnet.analysis.release import release_code_size_error
 
 
@@ -31,6 +33,11 @@ def main(argv: list[str] | None = None) -> None:
                         metavar=('DIM', 'EXPANSION'),
                         help='instead: one ConvFFN on a DIM-channel map of '
                         '--shape, with and without its CPU row bands')
+    parser.add_argument('--onnx', nargs='?', const='torchscript',
+                        choices=('torchscript', 'dynamo'),
+                        help='instead: the no-grad forward in eager '
+                        'PyTorch and as an ONNX graph (from this exporter, '
+                        'default torchscript) in onnxruntime, on CPU')
     parser.add_argument('--shape', type=int, nargs=2, required=True,
                         metavar=('H', 'W'), help='input height and width')
     parser.add_argument('--batch', type=int, default=1)
@@ -66,6 +73,15 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     net = build_hatnet(args.arch, args.config)
+    if args.onnx:
+        if args.device != 'cpu':
+            parser.exit(2, 'error: --onnx measures onnxruntime on CPU; '
+                        f'--device {args.device} is not allowed\n')
+        records = onnx_latency(net, args.shape, args.batch, args.repeats,
+                               args.onnx, log=print)
+        print(format_onnx(records))
+        _write_json(args.json, records)
+        return
     if args.release_code:
         error = release_code_size_error(net, args.shape)
         if error:

@@ -44,6 +44,9 @@ less and run faster, the baseline's more than mmhatnet's.)
   fraction of a large dense fp32 matmul's FLOP/s timed in the same run
   (``matmul_flops_per_s``).
 
+:func:`onnx_latency` times HATNet's no-grad forward in eager PyTorch and
+as an exported ONNX graph in onnxruntime (CPU), in one process.
+
 :func:`convffn_bands` times one ConvFFN with its CPU row bands (as shipped)
 and without, interleaved in one process: the measure behind the bands.
 
@@ -314,6 +317,78 @@ def convffn_bands(dim: int, expansion: int, size: Sequence[int],
         for name, wall in times.items():
             records[name][f'{key}_s'] = statistics.median(wall)
     return list(records.values())
+
+
+def onnx_latency(net: HATNet, shape: Sequence[int], batch: int = 1,
+                 repeats: int = 5, exporter: str = 'torchscript',
+                 log: Callable[[str], None] | None = None) -> list[dict]:
+    """``net``'s forward (eval mode, no grad) in eager PyTorch and in
+    onnxruntime's CPU provider, as graphs with dynamic batch, height and
+    width from :func:`mmhatnet.apis.export.export_module` (``exporter``),
+    run with as many threads as torch uses. Same process, same input, each
+    timed call after an untimed one, rounds interleaved: records ``name``,
+    ``forward_s`` and ``forward_cpu_s`` (medians) and ``max_rel``, the
+    graph's error against eager (``max |onnx - eager| / max |eager|``)."""
+    import tempfile
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from ..apis.export import TensorOutputs, export_module
+    log = log or (lambda _: None)
+    holder = nn.Module()
+    holder.backbone = net.eval()
+    module = TensorOutputs(holder, 'mmdet', backbone_only=True)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f'{tmp}/hatnet.onnx'
+        export_module(module, path, shape, net.in_channels, dynamic=True,
+                      exporter=exporter)
+        session = ort.InferenceSession(path, options,
+                                       providers=['CPUExecutionProvider'])
+    torch.manual_seed(0)
+    x = torch.randn(batch, net.in_channels, *shape)
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    runs = {'eager': lambda: _forward(module, x),
+            f'onnxruntime ({exporter})': lambda: session.run(None, feed)}
+    with torch.no_grad():
+        expected = [t.numpy() for t in module(x)]
+    got = session.run(None, feed)
+    max_rel = max(float(np.abs(g - e).max() / np.abs(e).max())
+                  for g, e in zip(got, expected))
+    timed = _timer(torch.device('cpu'))
+    times = {name: [] for name in runs}
+    for r in range(repeats):
+        for name, run in runs.items():
+            run()
+            times[name].append(timed(run))
+            log(f'round {r + 1} {name}: forward {times[name][-1][0]:.3f} s')
+    records = []
+    for name, pairs in times.items():
+        wall, cpu = zip(*pairs)
+        records.append(dict(
+            name=name, shape=list(shape), batch=batch,
+            threads=torch.get_num_threads(),
+            forward_s=statistics.median(wall),
+            forward_cpu_s=statistics.median(cpu),
+            max_rel=0. if name == 'eager' else max_rel))
+    return records
+
+
+def format_onnx(records: list[dict]) -> str:
+    """:func:`onnx_latency`'s records, with ratios against eager."""
+    base = next(r for r in records if r['name'] == 'eager')
+    lines = []
+    for r in records:
+        lines.append(
+            f'{r["name"]:<26} forward {1e3 * r["forward_s"]:8.1f} ms '
+            f'({base["forward_s"] / r["forward_s"]:.2f}x)  cpu '
+            f'{1e3 * r["forward_cpu_s"]:8.1f} ms '
+            f'({base["forward_cpu_s"] / r["forward_cpu_s"]:.2f}x)  max rel '
+            f'error {r["max_rel"]:.1e}')
+    lines.append('x: speed-up over eager (higher is faster)')
+    return '\n'.join(lines)
 
 
 def format_bands(records: list[dict]) -> str:

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .export_mode import is_exporting
+
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
               key_mask: torch.Tensor | None = None,
@@ -32,6 +34,12 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     ``scaled_dot_product_attention``; the plain path is its reference.
     """
     if fused:
+        if key_mask is not None and is_exporting():
+            # the same softmax with an additive mask, the only kind that
+            # mmdeploy's rewrite of this function reads
+            key_mask = torch.zeros(key_mask.shape, dtype=q.dtype,
+                                   device=q.device).masked_fill(
+                                       ~key_mask, float('-inf'))
         return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
     scores = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1)
     if key_mask is not None:
@@ -39,22 +47,24 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return scores.softmax(dim=-1) @ v
 
 
-def grid_key_mask(height: int, width: int, grid: int,
-                  device: torch.device) -> torch.Tensor | None:
-    """Which tokens of each G1xG1 grid are real, or None if all are.
+def grid_key_mask(height: int, width: int, grid: int, device: torch.device,
+                  always: bool = False) -> torch.Tensor | None:
+    """Which tokens of each G1xG1 grid are real, or None if all are (and
+    not ``always``).
 
     Returns a bool tensor of shape (num_grids, 1, grid * grid) for the map
     padded at the bottom and right to a multiple of ``grid``.
     """
     pad_h, pad_w = -height % grid, -width % grid
-    if pad_h == 0 and pad_w == 0:
+    if not always and pad_h == 0 and pad_w == 0:
         return None
-    real = torch.zeros(height + pad_h, width + pad_w, dtype=torch.bool,
-                       device=device)
-    real[:height, :width] = True
-    gh, gw = real.shape[0] // grid, real.shape[1] // grid
+    # comparisons rather than slice assignment: a traced graph computes
+    # them for any size
+    rows = torch.arange(height + pad_h, device=device) < height
+    cols = torch.arange(width + pad_w, device=device) < width
+    gh, gw = (height + pad_h) // grid, (width + pad_w) // grid
     # (Hp, Wp) -> (gh, G1, gw, G1) -> (gh * gw, 1, G1 * G1)
-    real = real.reshape(gh, grid, gw, grid).transpose(1, 2)
+    real = (rows[:, None] & cols).reshape(gh, grid, gw, grid).transpose(1, 2)
     return real.reshape(gh * gw, 1, grid * grid)
 
 
@@ -119,7 +129,10 @@ class HierarchicalAttention(nn.Module):
         tokens = tokens.reshape(*batch, L, n, self.num_heads, self.head_dim)
         if n == 1:  # unbind's backward would copy the gradient
             return tokens.squeeze(-3).transpose(-3, -2),
-        return tokens.movedim(-3, 0).transpose(-3, -2).unbind(0)
+        # a non-negative dim: the TorchScript exporter's movedim emits a
+        # Transpose with the negative one, which ONNX rejects
+        n_dim = tokens.dim() - 3
+        return tokens.movedim(n_dim, 0).transpose(-3, -2).unbind(0)
 
     def _local_attention(self, x: torch.Tensor) -> torch.Tensor:
         """``x + Attn_local(qkv(GN(x)))``, (B, C, H, W) -> (B, C, H, W).
@@ -130,7 +143,8 @@ class HierarchicalAttention(nn.Module):
         """
         B, C, H, W = x.shape
         g = self.grid_size
-        mask = grid_key_mask(H, W, g, x.device)
+        # under export, always the padded path, whose graph fits any size
+        mask = grid_key_mask(H, W, g, x.device, always=is_exporting())
         normed = self.norm(x).permute(0, 2, 3, 1)  # (B, H, W, C)
         if mask is not None:
             normed = F.pad(normed, (0, 0, 0, -W % g, 0, -H % g))

@@ -21,7 +21,11 @@ into 2-row bands; the benchmark and the FLOP counter switch bands off).
 Off CPU there is one band.
 
 Outputs and gradients of the two implementations agree up to the order of
-float sums (weight gradients add up band by band).
+float sums (weight gradients add up band by band). Under graph export
+(:func:`~mmhatnet.models.export_mode.is_exporting`) ConvFFN runs the plain
+ops, which equal one band of the memory-lean path: a graph must not depend
+on the number of bands, and the TorchScript exporter cannot record the
+autograd Function.
 """
 import contextlib
 from collections.abc import Iterator
@@ -30,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
+
+from .export_mode import is_exporting
 
 #: The default band size on CPU: bytes of E*C-channel map per band, and the
 #: fewest rows a band has (its halo rows are recomputed).
@@ -112,7 +118,7 @@ class ConvFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         normed = self.norm(x)
-        if not self.memory_lean:
+        if not self.memory_lean or is_exporting():
             h = F.silu(self.expand(normed))
             return self.out_norm(self.project(F.silu(self.depthwise(h))))
         weights = (self.expand.weight, self.depthwise.weight,

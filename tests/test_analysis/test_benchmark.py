@@ -8,7 +8,8 @@ import torch
 
 from mmhatnet import HATNet
 from mmhatnet.analysis.benchmark import (build_hatnet, convffn_bands,
-                                         format_bands, format_table,
+                                         format_bands, format_onnx,
+                                         format_table, onnx_latency,
                                          peak_memory_bytes)
 from mmhatnet.analysis.flops import count_flops
 from mmhatnet.models.convffn import row_bands
@@ -104,3 +105,27 @@ def test_convffn_bands_compares_banded_with_unbanded():
     for r in records:
         assert r['forward_s'] > 0 and r['train_step_s'] > 0
     assert 'convffn_unbanded' in format_bands(records)
+
+
+def test_onnx_latency_times_eager_and_onnxruntime_on_one_input():
+    arch = dict(embed_dims=(16, 32, 48, 64), depths=(1, 1, 1, 1),
+                expansions=(2, 2, 2, 2), kernel_sizes=(3, 3, 3, 3),
+                head_dim=16)
+    records = onnx_latency(HATNet(arch), (40, 56), repeats=1)
+    assert [r['name'] for r in records] == ['eager',
+                                            'onnxruntime (torchscript)']
+    for r in records:
+        assert r['forward_s'] > 0 and r['shape'] == [40, 56]
+    # the timed graph computes the eager outputs
+    assert records[1]['max_rel'] < 1e-4
+    lines = format_onnx(records).splitlines()
+    assert lines[0].startswith('eager') and '(1.00x)' in lines[0]
+
+
+def test_cli_refuses_onnx_off_cpu():
+    run = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools', 'benchmark.py'),
+         '--shape', '32', '32', '--onnx', '--device', 'cuda'],
+        capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2
+    assert 'error' in run.stderr and 'cuda' in run.stderr
