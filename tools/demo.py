@@ -10,6 +10,8 @@ next to chance (25%).
 
     python tools/demo.py [--work-dir work_dirs/demo] [--epochs 12]
 """
+from __future__ import annotations
+
 import argparse
 import os
 import os.path as osp

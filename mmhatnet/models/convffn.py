@@ -23,6 +23,8 @@ Off CPU there is one band.
 Outputs and gradients of the two implementations agree up to the order of
 float sums (weight gradients add up band by band).
 """
+from __future__ import annotations
+
 import contextlib
 from collections.abc import Iterator
 
