@@ -139,8 +139,9 @@ def load_untrusted(path: str, map_location: Any = 'cpu') -> object:
             f'{path}: refused: its pickle asks for code outside plain '
             f'tensors and containers, so it is not loaded ({e})') from None
     except Exception as e:  # torch raises many types for a foreign file
-        raise CheckpointError(f'{path} is not a PyTorch checkpoint '
-                              f'({type(e).__name__}: {str(e)[:200]})') from None
+        raise CheckpointError(
+            f'{path} is not a PyTorch checkpoint '
+            f'({type(e).__name__}: {str(e)[:200]})') from None
 
 
 def state_dict_of(obj: object, path: str = 'checkpoint') -> dict:

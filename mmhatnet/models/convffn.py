@@ -146,16 +146,33 @@ def _row_bands(x: torch.Tensor, channels: int, halo: int):
 def _autocast_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype autocast would run a convolution of ``x`` in."""
     device = x.device.type
-    if x.dtype != torch.float64 and torch.amp.is_autocast_available(
-            device) and torch.is_autocast_enabled(device):
-        return torch.get_autocast_dtype(device)
+    if x.dtype == torch.float64:
+        return x.dtype
+    if hasattr(torch, 'get_autocast_dtype'):  # torch >= 2.4: any device
+        if torch.amp.is_autocast_available(device) and \
+                torch.is_autocast_enabled(device):
+            return torch.get_autocast_dtype(device)
+    # before, autocast had a cpu and a cuda API only
+    elif device == 'cpu' and torch.is_autocast_cpu_enabled():
+        return torch.get_autocast_cpu_dtype()
+    elif device == 'cuda' and torch.is_autocast_enabled():
+        return torch.get_autocast_gpu_dtype()
     return x.dtype
+
+
+def _is_compiling() -> bool:
+    compiler = getattr(torch, 'compiler', None)
+    if hasattr(compiler, 'is_compiling'):
+        return compiler.is_compiling()
+    # before torch.compiler.is_compiling (torch 2.3)
+    from torch._dynamo import is_compiling
+    return is_compiling()
 
 
 def _silu_grad_(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``grad * silu'(x)``, in place in eager mode (dynamo traces no
     ``out=`` into channels-last tensors; inductor plans buffers itself)."""
-    if torch.compiler.is_compiling():
+    if _is_compiling():
         return torch.ops.aten.silu_backward(grad, x)
     return torch.ops.aten.silu_backward.grad_input(grad, x, grad_input=grad)
 

@@ -1,0 +1,54 @@
+"""The source runs on Python 3.8: vermin (a static minimum-version check)
+finds no newer syntax or standard-library API in any file."""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OLDEST = '3.8'
+
+
+def _sources() -> list:
+    found = [os.path.join(ROOT, 'setup.py')]
+    for top in ('mmhatnet', 'tools', 'tests', 'configs'):
+        for folder, _, files in os.walk(os.path.join(ROOT, top)):
+            found += [os.path.join(folder, f) for f in sorted(files)
+                      if f.endswith('.py')]
+    return found
+
+
+def _vermin(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), 'vermin'),
+         f'-t={OLDEST}-', '--no-tips',
+         '--violations', '--no-parse-comments', *args],
+        capture_output=True, text=True)
+
+
+def test_no_syntax_or_api_newer_than_oldest_python():
+    proc = _vermin(*_sources())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_annotations_evaluated_at_import_are_oldest_python():
+    """Without ``from __future__ import annotations`` a module's annotations
+    run at import: ``str | None`` or ``list[int]`` there fail on 3.8."""
+    evaluated = []
+    for path in _sources():
+        with open(path, encoding='utf-8') as f:
+            if 'from __future__ import annotations' not in f.read():
+                evaluated.append(path)
+    proc = _vermin('--eval-annotations', *evaluated)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_newer_construct_is_caught(tmp_path):
+    """The check itself: 3.9 and 3.10 constructs fail it."""
+    for code in ('def f(x: list[int]) -> None:\n    pass\n',
+                 'match 1:\n    case 1:\n        pass\n',
+                 'print("ab".removeprefix("a"))\n'):
+        path = tmp_path / 'new.py'
+        path.write_text(code)
+        proc = _vermin('--eval-annotations', str(path))
+        assert proc.returncode != 0 and 'requires' in proc.stdout, \
+            proc.stdout + proc.stderr
