@@ -1,5 +1,6 @@
 """The source runs on Python 3.8: vermin (a static minimum-version check)
 finds no newer syntax or standard-library API in any file."""
+import ast
 import os
 import subprocess
 import sys
@@ -42,6 +43,45 @@ def test_annotations_evaluated_at_import_are_oldest_python():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def _newer_annotations(tree: ast.AST) -> list:
+    """Annotations that fail on 3.8 when evaluated: ``X | Y`` and
+    ``list[...]``-style builtin generics (vermin misses some)."""
+    found = []
+    for node in ast.walk(tree):
+        notes = []
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            notes = [a.annotation for a in (
+                *args.posonlyargs, *args.args, *args.kwonlyargs,
+                args.vararg, args.kwarg) if a is not None] + [node.returns]
+        elif isinstance(node, ast.AnnAssign):
+            notes = [node.annotation]
+        for note in filter(None, notes):
+            for sub in ast.walk(note):
+                if isinstance(sub, ast.BinOp) and isinstance(sub.op,
+                                                             ast.BitOr):
+                    found.append((sub.lineno, 'X | Y'))
+                elif isinstance(sub, ast.Subscript) and isinstance(
+                        sub.value, ast.Name) and sub.value.id in (
+                            'list', 'dict', 'tuple', 'set', 'frozenset',
+                            'type'):
+                    found.append((sub.lineno, f'{sub.value.id}[...]'))
+    return found
+
+
+def test_no_newer_annotation_runs_at_import():
+    bad = []
+    for path in _sources():
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+        if 'from __future__ import annotations' in text:
+            continue
+        bad += [f'{os.path.relpath(path, ROOT)}:{line}: {what}'
+                for line, what in _newer_annotations(ast.parse(text))]
+    assert not bad, 'add `from __future__ import annotations`:\n' + \
+        '\n'.join(bad)
+
+
 def test_a_newer_construct_is_caught(tmp_path):
     """The check itself: 3.9 and 3.10 constructs fail it."""
     for code in ('def f(x: list[int]) -> None:\n    pass\n',
@@ -52,3 +92,6 @@ def test_a_newer_construct_is_caught(tmp_path):
         proc = _vermin('--eval-annotations', str(path))
         assert proc.returncode != 0 and 'requires' in proc.stdout, \
             proc.stdout + proc.stderr
+    assert _newer_annotations(ast.parse(
+        'class A:\n    def f(self, x: dict | None = None) -> None:\n'
+        '        pass\n')) == [(2, 'X | Y')]
