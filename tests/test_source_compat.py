@@ -83,9 +83,12 @@ def test_no_newer_annotation_runs_at_import():
 
 
 def test_a_newer_construct_is_caught(tmp_path):
-    """The check itself: 3.9 and 3.10 constructs fail it."""
+    """The check itself: 3.9 and 3.10 constructs fail it (ones that parse
+    on the Python running vermin)."""
     for code in ('def f(x: list[int]) -> None:\n    pass\n',
-                 'match 1:\n    case 1:\n        pass\n',
+                 'print(list(zip([1], [2], strict=True)))\n',
+                 'import functools\n\n\n@functools.cache\n'
+                 'def f():\n    pass\n',
                  'print("ab".removeprefix("a"))\n'):
         path = tmp_path / 'new.py'
         path.write_text(code)

@@ -24,6 +24,7 @@ pickled statistics methods, and nothing else.
 from __future__ import annotations
 
 import _compat_pickle
+import codecs
 import functools
 import os
 import pickle
@@ -89,6 +90,8 @@ def _allowed_globals() -> dict:
         **_numpy_globals(),
         'mmengine.logging.history_buffer.HistoryBuffer': HistoryBuffer,
         'builtins.getattr': _history_buffer_method,
+        # protocol 2 pickles bytes (numpy array data) as a latin-1 str
+        '_codecs.encode': codecs.encode,
         'builtins.set': set,
         'builtins.frozenset': frozenset,
         'builtins.slice': slice,

@@ -21,7 +21,7 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
-from ..engine.safe_load import CheckpointError
+from ..engine.safe_load import CheckpointError, state_dict_of
 
 # ckpt_convert and hatnet import each other's modules through this one:
 # their names are imported where used.
@@ -96,23 +96,18 @@ def load_pretrained(model: nn.Module, checkpoint: str,
                     map_location: str = 'cpu') -> None:
     """Load every parameter and buffer of ``model`` from ``checkpoint``
     exactly (see the module docstring), or raise CheckpointError."""
-    where = 'init_cfg.checkpoint'
     if '://' not in checkpoint and not os.path.isfile(checkpoint):
-        raise CheckpointError(missing_pretrained_message(checkpoint, where))
+        raise CheckpointError(missing_pretrained_message(
+            checkpoint, 'init_cfg.checkpoint'))
+    # mmengine's loader: mmhatnet's safe one for local files
     obj = CheckpointLoader.load_checkpoint(checkpoint, map_location)
     top = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-    state_dict = obj
-    if isinstance(obj, dict):
-        for key in ('state_dict', 'model'):
-            if isinstance(obj.get(key), dict):
-                state_dict = obj[key]
-                break
-    if not isinstance(state_dict, dict) or not all(
-            isinstance(v, torch.Tensor) for v in state_dict.values()):
+    try:
+        state_dict = state_dict_of(obj, checkpoint)
+    except CheckpointError as e:
         raise CheckpointError(
-            f'{checkpoint} holds no state dict (top-level keys {top}); '
-            f'convert the released weights with '
-            f'`{CONVERT.format(dst="out.pth")}`')
+            f'{e}; its top-level keys are {top}. Convert the released '
+            f'weights with `{CONVERT.format(dst="out.pth")}`') from None
     if state_dict and all(k.startswith('module.') for k in state_dict):
         state_dict = {k[len('module.'):]: v for k, v in state_dict.items()}
 
