@@ -9,7 +9,7 @@ setup(
     long_description_content_type='text/markdown',
     # Exactly the two stacks tools/run.sh tests (README, "Environment"):
     # requirements/oldest.txt (Python 3.9, torch 2.0.1, numpy 1.26,
-    # mmengine 0.8.5, mmdet 3.2.0, mmseg 1.2.0, mmpretrain 1.1.1) and
+    # mmengine 0.8.5, mmdet 3.2.0, mmseg 1.2.1, mmpretrain 1.1.1) and
     # requirements/stack.txt (Python 3.11, torch 2.14.1, numpy 2, mmengine
     # 0.10.7, mmdet 3.3.0, mmseg 1.2.2, mmpretrain 1.2.0); mmcv 2.1.0 on both.
     python_requires='>=3.9',
@@ -22,9 +22,9 @@ setup(
     ],
     extras_require={
         'det': ['mmdet>=3.2,<3.4'],
-        'seg': ['mmsegmentation>=1.2,<1.3', 'ftfy', 'regex'],
+        'seg': ['mmsegmentation>=1.2.1,<1.3', 'ftfy', 'regex'],
         'cls': ['mmpretrain>=1.1.1,<1.3'],
-        'all': ['mmdet>=3.2,<3.4', 'mmsegmentation>=1.2,<1.3', 'ftfy',
+        'all': ['mmdet>=3.2,<3.4', 'mmsegmentation>=1.2.1,<1.3', 'ftfy',
                 'regex', 'mmpretrain>=1.1.1,<1.3'],
     },
 )
