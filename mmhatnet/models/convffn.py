@@ -143,30 +143,34 @@ def _row_bands(x: torch.Tensor, channels: int, halo: int):
         yield r0, r1, max(r0 - halo, 0), min(r1 + halo, height)
 
 
-def _autocast_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype autocast would run a convolution of ``x`` in."""
-    device = x.device.type
-    if x.dtype == torch.float64:
-        return x.dtype
-    if hasattr(torch, 'get_autocast_dtype'):  # torch >= 2.4: any device
-        if torch.amp.is_autocast_available(device) and \
-                torch.is_autocast_enabled(device):
+# Feature detection once, at import: dynamo (torch < 2.1) cannot trace
+# hasattr on the torch module.
+if hasattr(torch, 'get_autocast_dtype'):  # torch >= 2.4: any device
+
+    def _autocast_dtype(x: torch.Tensor) -> torch.dtype:
+        """The dtype autocast would run a convolution of ``x`` in."""
+        device = x.device.type
+        if x.dtype != torch.float64 and torch.amp.is_autocast_available(
+                device) and torch.is_autocast_enabled(device):
             return torch.get_autocast_dtype(device)
-    # before, autocast had a cpu and a cuda API only
-    elif device == 'cpu' and torch.is_autocast_cpu_enabled():
-        return torch.get_autocast_cpu_dtype()
-    elif device == 'cuda' and torch.is_autocast_enabled():
-        return torch.get_autocast_gpu_dtype()
-    return x.dtype
+        return x.dtype
+else:  # before, autocast had a cpu and a cuda API only
+
+    def _autocast_dtype(x: torch.Tensor) -> torch.dtype:
+        """The dtype autocast would run a convolution of ``x`` in."""
+        if x.dtype == torch.float64:
+            return x.dtype
+        if x.device.type == 'cpu' and torch.is_autocast_cpu_enabled():
+            return torch.get_autocast_cpu_dtype()
+        if x.device.type == 'cuda' and torch.is_autocast_enabled():
+            return torch.get_autocast_gpu_dtype()
+        return x.dtype
 
 
-def _is_compiling() -> bool:
-    compiler = getattr(torch, 'compiler', None)
-    if hasattr(compiler, 'is_compiling'):
-        return compiler.is_compiling()
-    # before torch.compiler.is_compiling (torch 2.3)
-    from torch._dynamo import is_compiling
-    return is_compiling()
+if hasattr(getattr(torch, 'compiler', None), 'is_compiling'):
+    _is_compiling = torch.compiler.is_compiling
+else:  # before torch 2.3
+    from torch._dynamo import is_compiling as _is_compiling
 
 
 def _silu_grad_(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
