@@ -17,14 +17,16 @@ any object but tensors and ``OrderedDict``; and torch < 2.6 loads with
 ``weights_only=False`` by default, so mmengine's resume would run any
 pickle there. One allow-list in one unpickler covers every supported torch:
 torch's own weights-only globals (tensor, parameter and storage rebuilds,
-dtypes, ``OrderedDict``, ...), numpy arrays, scalars and dtypes (under
-numpy 1 and numpy 2 module paths), mmengine's ``HistoryBuffer`` and its
-pickled statistics methods, and nothing else.
+dtypes, ``OrderedDict``, ...), ``collections.Counter`` (schedulers'
+milestones), ``codecs.encode`` (protocol-2 bytes), numpy arrays, scalars
+and dtypes (under numpy 1 and numpy 2 module paths), mmengine's
+``HistoryBuffer`` and its pickled statistics methods, and nothing else.
 """
 from __future__ import annotations
 
 import _compat_pickle
 import codecs
+import collections
 import functools
 import os
 import pickle
@@ -92,6 +94,8 @@ def _allowed_globals() -> dict:
         'builtins.getattr': _history_buffer_method,
         # protocol 2 pickles bytes (numpy array data) as a latin-1 str
         '_codecs.encode': codecs.encode,
+        # MultiStepLR's milestones (torch 2.0's allow-list lacks it)
+        'collections.Counter': collections.Counter,
         'builtins.set': set,
         'builtins.frozenset': frozenset,
         'builtins.slice': slice,
