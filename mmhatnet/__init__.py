@@ -4,8 +4,9 @@ Importing the package (configs do it through ``custom_imports``) registers
 ``HATNet`` in ``mmengine.registry.MODELS``, the root registry, so
 ``dict(type='HATNet')`` builds under the mmdet, mmseg and mmpretrain scopes
 alike. It also registers the runtime pieces (``engine``: hooks, the atomic
-checkpoint backend; ``datasets``: ``CheckAnnotationSize``) and allows
-mmengine's own checkpoint classes under safe loading.
+checkpoint backend; ``datasets``: ``CheckAnnotationSize``) and
+makes mmengine read local checkpoints through mmhatnet's safe loading
+(``engine.safe_load``).
 
 Layout: ``models/`` the network, ``engine/`` and ``datasets/`` what runs
 beside it in mmengine runners, ``apis/`` the logic of ``tools/train.py``
@@ -14,10 +15,10 @@ reference, the benchmark) and ``demo/`` (generated data sets, the main
 job).
 """
 from . import datasets  # noqa: F401  (registers CheckAnnotationSize)
-from .engine import allow_mmengine_checkpoints
+from .engine import use_safe_loading_in_mmengine
 from .models import ConvFFN, HATNet, HierarchicalAttention
 
-allow_mmengine_checkpoints()
+use_safe_loading_in_mmengine()
 
 __version__ = '0.1.0'
 __all__ = ['ConvFFN', 'HATNet', 'HierarchicalAttention', '__version__']

@@ -10,6 +10,8 @@ and Swin-T, at one input size.
 
 What each number means: the docstring of mmhatnet/benchmark.py.
 """
+from __future__ import annotations
+
 import argparse
 import json
 

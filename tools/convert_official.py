@@ -6,6 +6,8 @@ The result loads as ``load_from`` for configs/imagenet_hatnet_*.py and as
 ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``
 for detection and segmentation.
 """
+from __future__ import annotations
+
 import argparse
 
 from mmhatnet.engine import CheckpointError

@@ -9,6 +9,8 @@ The default runs Semantic FPN-Tiny (ADE20K layout) and Mask R-CNN-Tiny
 (COCO layout); ``--task imagenet`` runs the 4-class classifier. The
 schedule is ``mmhatnet/demo/schedule.py``; the logic ``mmhatnet/demo/``.
 """
+from __future__ import annotations
+
 import argparse
 import os.path as osp
 import warnings

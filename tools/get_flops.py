@@ -8,6 +8,8 @@ included; "paper" leaves those out, as the HAT-Net paper does
 (mmhatnet/analysis.py lists the ops counted). Default input sizes: 224x224
 (mmpretrain), 512x512 (mmseg), 800x1280 (mmdet).
 """
+from __future__ import annotations
+
 import argparse
 import json
 

@@ -7,6 +7,8 @@ The files land under OUT_DIR/data/... exactly where the configs look for
 them when run from OUT_DIR (``python tools/make_demo_data.py .`` for this
 checkout); see ``mmhatnet/demo/data.py`` for the layout.
 """
+from __future__ import annotations
+
 import argparse
 
 from mmhatnet.demo.data import DEFAULT_SIZES, TASKS, make_demo_data

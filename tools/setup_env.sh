@@ -1,17 +1,43 @@
 #!/usr/bin/env bash
-# Create or update .venv with the pinned OpenMMLab stack and mmhatnet.
+# Create or update a venv with a pinned OpenMMLab stack and mmhatnet.
+#   bash tools/setup_env.sh [newest|oldest]   (or MMHATNET_STACK=...)
 # Idempotent: a second run with nothing changed returns in about a second.
-# The compiled mmcv wheel is kept per torch version, CUDA version and GPU
-# architectures in ${XDG_CACHE_HOME:-~/.cache}/mmhatnet, so a new checkout
-# does not compile mmcv again. On NVIDIA GPUs see README, "GPU".
+# The compiled mmcv wheel is kept per torch version, Python tag, CUDA
+# version and GPU architectures in ${XDG_CACHE_HOME:-~/.cache}/mmhatnet, so
+# a new checkout does not compile mmcv again. On NVIDIA GPUs see README,
+# "GPU".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3}
-pin() { sed -n "s/^$1==//p" requirements/stack.txt; }
+# --- stack selection ------------------------------------------------------------
+# newest: requirements/stack.txt in .venv, the default.
+# oldest: requirements/oldest.txt in .venv-oldest, on Python 3.9 (the oldest
+# Python numpy 1.26 supports); see README, "Environment".
+STACK=${1:-${MMHATNET_STACK:-newest}}
+case "$STACK" in
+    newest) PINS=requirements/stack.txt; VENV=.venv; PYVER= ;;
+    oldest) PINS=requirements/oldest.txt; VENV=.venv-oldest; PYVER=3.9 ;;
+    *) echo "[setup] unknown stack '$STACK'; use newest or oldest" >&2
+       exit 2 ;;
+esac
+find_python() {  # python$1 from PATH or, unactivated, from pyenv
+    local c
+    for c in "python$1" \
+             "$(pyenv root 2>/dev/null)/versions/$1".*/bin/"python$1"; do
+        if "$c" -c '' 2>/dev/null; then echo "$c"; return; fi
+    done
+    echo "[setup] no python$1 found; set PYTHON" >&2; exit 1
+}
+if [ -z "${PYTHON:-}" ]; then
+    if [ -n "$PYVER" ]; then PYTHON=$(find_python "$PYVER")
+    else PYTHON=python3; fi
+fi
+# ---------------------------------------------------------------------------
+
+pin() { sed -n "s/^$1==//p" "$PINS"; }
 TORCH=${MMHATNET_TORCH:-$(pin torch)}
 TORCHVISION=${MMHATNET_TORCHVISION:-$(pin torchvision)}
-# --- GPU (issue 11): the torch build this driver and these GPUs run -------
+# --- GPU: the torch build this driver and these GPUs run ------------------
 # tools/gpu_env.py reads nvidia-smi; it may add a local tag (+cu128) and an
 # index to TORCH / TORCHVISION, or stop with what does not fit and the fix.
 gpu=$("$PYTHON" tools/gpu_env.py torch --torch "$TORCH" \
@@ -19,17 +45,16 @@ gpu=$("$PYTHON" tools/gpu_env.py torch --torch "$TORCH" \
 eval "$gpu"
 TORCH_INDEX_ARGS=(${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"})
 # ---------------------------------------------------------------------------
-VENV=.venv
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
 MMCV=$(pin mmcv)
 # the stack without the torch pins, which the environment may override
 REQS=$(mktemp); trap 'rm -f "$REQS"' EXIT
-grep -v -E '^(torch|torchvision|openmim)==' requirements/stack.txt > "$REQS"
+grep -v -E '^(torch|torchvision|openmim)==' "$PINS" > "$REQS"
 TORCH_REQS=("torch==$TORCH" "torchvision==$TORCHVISION")
 STAMP="$VENV/.mmhatnet-stamp"
-want=$( (echo "$TORCH $TORCHVISION"; cat requirements/stack.txt setup.py) \
+want=$( (echo "$TORCH $TORCHVISION"; cat "$PINS" setup.py) \
         | sha256sum | cut -d' ' -f1)
-want="$want${MMHATNET_GPU_KEY:+-$MMHATNET_GPU_KEY}"  # issue 11: GPUs
+want="$want${MMHATNET_GPU_KEY:+-$MMHATNET_GPU_KEY}"  # the GPUs
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     exit 0
@@ -41,7 +66,7 @@ $PIP install -q "${TORCH_INDEX_ARGS[@]}" "${TORCH_REQS[@]}" \
     -r <(grep -E '^(setuptools|wheel|ninja|psutil|numpy)' "$REQS")
 
 # mmcv $MMCV is published only as source; mmdet needs its compiled ops.
-# --- GPU (issue 11): CUDA ops for the GPUs torch sees, or CPU ops ---------
+# --- GPU: CUDA ops for the GPUs torch sees, or CPU ops ----------------------
 # sets FORCE_CUDA, TORCH_CUDA_ARCH_LIST, CUDA_HOME (installing NVIDIA's nvcc
 # wheels when no toolkit fits) and the cache key; or stops, before compiling
 mmcv_gpu=$($VENV/bin/python tools/gpu_env.py mmcv) || exit 1
@@ -55,8 +80,12 @@ if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
     src=$(mktemp -d)
     $PIP download -q --no-deps --no-binary :all: "mmcv==$MMCV" -d "$src"
     tar -xzf "$src"/mmcv-*.tar.gz -C "$src"
-    # torch >= 2.14's headers need C++20; mmcv's setup.py asks for C++17
-    sed -i 's/-std=c++17/-std=c++20/' "$src/mmcv-$MMCV/setup.py"
+    # mmcv's setup.py asks for C++17, but torch >= 2.14's headers need C++20:
+    # compile with the newest standard torch's own extension builder uses.
+    cxx=$(grep -ohE 'c\+\+(17|20|23)' \
+          "$($VENV/bin/python -c 'import torch.utils.cpp_extension as c; print(c.__file__)')" \
+          | sort -uV | tail -1)
+    sed -i "s/-std=c++17/-std=${cxx:-c++17}/" "$src/mmcv-$MMCV/setup.py"
     echo "[setup] compiling mmcv $MMCV with ops (about 17 min on 2 cores; log: $log)"
     MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
         $PIP wheel -v --no-deps --no-build-isolation --no-cache-dir \

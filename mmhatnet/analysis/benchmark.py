@@ -59,6 +59,8 @@ padded keys like mmhatnet, and pools with ``ceil_mode`` (equal to the
 release's floor for divisible sizes), so it computes mmhatnet's outputs
 for every input size; nothing else is optimised.
 """
+from __future__ import annotations
+
 import contextlib
 import copy
 import statistics

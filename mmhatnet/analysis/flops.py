@@ -33,6 +33,8 @@ attention matrix products: the convention of the HAT-Net paper's ImageNet
 FLOPs (a module-hook counter, which sees layers but not functional matrix
 products).
 """
+from __future__ import annotations
+
 import copy
 import importlib
 from collections.abc import Callable, Sequence

@@ -20,6 +20,8 @@ map), so it gives mmhatnet's outputs for every input size.
 user who has the file (``tools/benchmark.py --release-code``); the project
 does not ship it.
 """
+from __future__ import annotations
+
 import importlib.util
 import re
 import sys

@@ -1,5 +1,7 @@
 """``tools/train.py`` and ``tools/test.py``: one pair for mmdet, mmseg and
 mmpretrain configs (the config's ``default_scope`` picks the toolbox)."""
+from __future__ import annotations
+
 import argparse
 import os
 import os.path as osp

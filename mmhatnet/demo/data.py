@@ -305,9 +305,9 @@ def make_coco(out_dir: Path, num_train: int, num_val: int,
     root = Path(out_dir) / COCO_ROOT
     _prepare_root(root)
     categories = [{'id': i, 'name': name}
-                  for i, name in zip(COCO_IDS, COCO_CLASSES, strict=True)]
+                  for i, name in zip(COCO_IDS, COCO_CLASSES)]
     shape_ids = [COCO_IDS[COCO_CLASSES.index(n)] for n in COCO_SHAPES]
-    for split, num in zip(SPLITS, (num_train, num_val), strict=True):
+    for split, num in zip(SPLITS, (num_train, num_val)):
         images, annotations = [], []
         for index in range(num):
             image, instances = coco_sample(seed, split, index)
@@ -343,7 +343,7 @@ def make_ade(out_dir: Path, num_train: int, num_val: int, seed: int) -> Path:
     root = Path(out_dir) / ADE_ROOT
     _prepare_root(root)
     folders = {'train': 'training', 'val': 'validation'}
-    for split, num in zip(SPLITS, (num_train, num_val), strict=True):
+    for split, num in zip(SPLITS, (num_train, num_val)):
         for index in range(num):
             image, labels = ade_sample(seed, split, index)
             stem = f'ADE_{split}_{index + 1:08d}'

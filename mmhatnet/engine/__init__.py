@@ -5,12 +5,12 @@ from .config_check import check_config
 from .fileio import (ATOMIC_BACKEND, AtomicLocalBackend, save_checkpoint,
                      write_atomically)
 from .hooks import FiniteLossHook, StepSeedHook
-from .safe_load import (CheckpointError, allow_mmengine_checkpoints,
-                        load_untrusted, state_dict_of)
+from .safe_load import (CheckpointError, load_untrusted, state_dict_of,
+                        use_safe_loading_in_mmengine)
 
 __all__ = [
     'ATOMIC_BACKEND', 'AtomicLocalBackend', 'CheckpointError',
-    'FiniteLossHook', 'StepSeedHook', 'allow_mmengine_checkpoints',
-    'check_config', 'load_untrusted', 'save_checkpoint', 'state_dict_of',
+    'FiniteLossHook', 'StepSeedHook', 'check_config', 'load_untrusted',
+    'save_checkpoint', 'state_dict_of', 'use_safe_loading_in_mmengine',
     'write_atomically'
 ]

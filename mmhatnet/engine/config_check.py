@@ -4,6 +4,7 @@ import os.path as osp
 import torch
 
 from ..models import HATNet
+from ..models.pretrained import missing_pretrained_message
 from .safe_load import load_untrusted
 
 
@@ -19,12 +20,8 @@ def check_config(cfg) -> None:
     ckpt = init.get('checkpoint') if isinstance(init, dict) else None
     if ckpt and '://' not in ckpt:
         if not osp.isfile(ckpt):
-            raise ValueError(
-                f'model.backbone.init_cfg.checkpoint {ckpt!r} does not '
-                f'exist. Convert the released weights there with `python '
-                f'tools/convert_official.py HAT-Net_<Arch>.pth {ckpt}`, '
-                f'point it elsewhere, or train from scratch with '
-                f'--cfg-options model.backbone.init_cfg=None')
+            raise ValueError(missing_pretrained_message(
+                ckpt, 'model.backbone.init_cfg.checkpoint'))
         load_untrusted(ckpt)  # refuse a pickle that would run code
     kwargs = {k: v for k, v in backbone.items()
               if k not in ('type', 'init_cfg', '_scope_')}

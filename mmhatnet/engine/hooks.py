@@ -5,6 +5,8 @@
 - ``StepSeedHook``: random numbers drawn as a function of (seed, epoch,
   iteration), so a resumed run draws what the uninterrupted run drew.
 """
+from __future__ import annotations
+
 import random
 
 import numpy as np

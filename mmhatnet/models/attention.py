@@ -17,6 +17,8 @@ the real tokens of its grid alone. Pooling averages the real pixels of each
 G2xG2 window (windows at the border may be partial). For sizes that G1 and G2
 divide, this is exactly the computation of the authors' release.
 """
+from __future__ import annotations
+
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -6,6 +6,8 @@ it is an OpenMMLab checkpoint: ``backbone.*`` (names unchanged, the unused
 ``attn.proj_norm`` dropped) and ``head.fc.*`` (the release's
 ``classifier.1``).
 """
+from __future__ import annotations
+
 import os
 
 import torch

@@ -27,6 +27,8 @@ ops, which equal one band of the memory-lean path: a graph must not depend
 on the number of bands, and the TorchScript exporter cannot record the
 autograd Function.
 """
+from __future__ import annotations
+
 import contextlib
 from collections.abc import Iterator
 
@@ -147,19 +149,40 @@ def _row_bands(x: torch.Tensor, channels: int, halo: int):
         yield r0, r1, max(r0 - halo, 0), min(r1 + halo, height)
 
 
-def _autocast_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype autocast would run a convolution of ``x`` in."""
-    device = x.device.type
-    if x.dtype != torch.float64 and torch.amp.is_autocast_available(
-            device) and torch.is_autocast_enabled(device):
-        return torch.get_autocast_dtype(device)
-    return x.dtype
+# Feature detection once, at import: dynamo (torch < 2.1) cannot trace
+# hasattr on the torch module.
+if hasattr(torch, 'get_autocast_dtype'):  # torch >= 2.4: any device
+
+    def _autocast_dtype(x: torch.Tensor) -> torch.dtype:
+        """The dtype autocast would run a convolution of ``x`` in."""
+        device = x.device.type
+        if x.dtype != torch.float64 and torch.amp.is_autocast_available(
+                device) and torch.is_autocast_enabled(device):
+            return torch.get_autocast_dtype(device)
+        return x.dtype
+else:  # before, autocast had a cpu and a cuda API only
+
+    def _autocast_dtype(x: torch.Tensor) -> torch.dtype:
+        """The dtype autocast would run a convolution of ``x`` in."""
+        if x.dtype == torch.float64:
+            return x.dtype
+        if x.device.type == 'cpu' and torch.is_autocast_cpu_enabled():
+            return torch.get_autocast_cpu_dtype()
+        if x.device.type == 'cuda' and torch.is_autocast_enabled():
+            return torch.get_autocast_gpu_dtype()
+        return x.dtype
+
+
+if hasattr(getattr(torch, 'compiler', None), 'is_compiling'):
+    _is_compiling = torch.compiler.is_compiling
+else:  # before torch 2.3
+    from torch._dynamo import is_compiling as _is_compiling
 
 
 def _silu_grad_(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``grad * silu'(x)``, in place in eager mode (dynamo traces no
     ``out=`` into channels-last tensors; inductor plans buffers itself)."""
-    if torch.compiler.is_compiling():
+    if _is_compiling():
         return torch.ops.aten.silu_backward(grad, x)
     return torch.ops.aten.silu_backward.grad_input(grad, x, grad_input=grad)
 

@@ -10,10 +10,15 @@ and mask; plain ConvFFN ops as one band), which compute the same numbers.
 """
 import torch
 
+# torch.export's flag (torch >= 2.4); before it, torch.export had no
+# exporter of its own to flag
+_torch_exporting = getattr(getattr(torch, 'compiler', None), 'is_exporting',
+                           lambda: False)
+
 
 def is_exporting() -> bool:
     """True while a graph is being recorded for deployment: under either
     ``torch.onnx.export`` exporter, ``torch.export`` or ``torch.jit.trace``.
     ``torch.compile`` is not export: it keeps the eager paths."""
     return (torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
-            or torch.compiler.is_exporting())
+            or _torch_exporting())

@@ -6,6 +6,8 @@ Parameter names are those of the authors' release (``patch_embed.3.weight``,
 ``attn.proj_norm``, which its forward never uses. Converted release weights
 therefore load with only a ``backbone.`` prefix (tools/convert_official.py).
 """
+from __future__ import annotations
+
 from collections.abc import Sequence
 
 import torch
@@ -18,6 +20,7 @@ from torch import nn
 
 from .attention import HierarchicalAttention
 from .convffn import ConvFFN
+from .pretrained import load_pretrained
 
 
 class HATBlock(nn.Module):
@@ -193,9 +196,15 @@ class HATNet(BaseModule):
         return [entry, self.blocks[i]]
 
     def init_weights(self) -> None:
-        if self.init_cfg is not None:
-            # mmengine's initialisers, e.g. Pretrained with a prefix
-            super().init_weights()
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            # all or nothing, where mmengine's Pretrained only warns
+            load_pretrained(self, cfg['checkpoint'], cfg.get('prefix'),
+                            cfg.get('map_location', 'cpu'))
+            self._is_init = True
+            return
+        if cfg is not None:
+            super().init_weights()  # mmengine's other initialisers
             return
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):

@@ -107,6 +107,7 @@ def test_convffn_bands_compares_banded_with_unbanded():
     assert 'convffn_unbanded' in format_bands(records)
 
 
+@pytest.mark.deploy
 def test_onnx_latency_times_eager_and_onnxruntime_on_one_input():
     arch = dict(embed_dims=(16, 32, 48, 64), depths=(1, 1, 1, 1),
                 expansions=(2, 2, 2, 2), kernel_sizes=(3, 3, 3, 3),
@@ -122,6 +123,7 @@ def test_onnx_latency_times_eager_and_onnxruntime_on_one_input():
     assert lines[0].startswith('eager') and '(1.00x)' in lines[0]
 
 
+@pytest.mark.deploy
 def test_cli_refuses_onnx_off_cpu():
     run = subprocess.run(
         [sys.executable, os.path.join(ROOT, 'tools', 'benchmark.py'),

@@ -93,7 +93,7 @@ def test_layout(tmp_path):
 
 def test_coco_categories_are_mmdets():
     assert CocoDataset.METAINFO['classes'] == COCO_CLASSES
-    ids = dict(zip(COCO_CLASSES, COCO_IDS, strict=True))
+    ids = dict(zip(COCO_CLASSES, COCO_IDS))
     assert len(set(COCO_IDS)) == 80 and max(COCO_IDS) == 90
     assert [ids[n] for n in COCO_SHAPES] == [1, 3, 17, 18]
     assert ids['toothbrush'] == 90 and ids['stop sign'] == 13
@@ -139,7 +139,7 @@ def test_coco_masks_match_the_pixels(demo):
         assert np.abs(on_disk[..., ::-1] - image.astype(float)).mean() < 8
         anns = coco.loadAnns(coco.getAnnIds(imgIds=img_id))
         assert len(anns) == len(instances)
-        for ann, inst in zip(anns, instances, strict=True):
+        for ann, inst in zip(anns, instances):
             assert cats[ann['category_id']] == COCO_SHAPES[inst.shape]
             # drawn with pycocotools' rasteriser: the very same pixels
             mask = coco.annToMask(ann).astype(bool)

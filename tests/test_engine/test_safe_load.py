@@ -4,11 +4,13 @@ import io
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import _load_checkpoint
 
-import mmhatnet  # noqa: F401  (allows mmengine's checkpoint classes)
+import mmhatnet  # noqa: F401  (mmengine loads through safe_load)
 from mmhatnet.engine import CheckpointError, load_untrusted
 
 
@@ -17,10 +19,17 @@ def test_mmengine_message_hub_loads_safely(tmp_path):
     for v in (1.0, 2.0, 4.0):
         buffer.update(v)
     path = tmp_path / 'ckpt.pth'
-    torch.save({'message_hub': {'log_scalars': {'loss': buffer}}}, path)
-    loaded = torch.load(path, weights_only=True)
-    assert loaded['message_hub']['log_scalars']['loss'].mean() == \
-        pytest.approx(7 / 3)
+    meta = {'seed': np.int64(3), 'scale': np.float32(0.5),
+            'mask': np.arange(4, dtype=np.uint8)}
+    torch.save({'message_hub': {'log_scalars': {'loss': buffer}},
+                'meta': meta, 'state_dict': {'w': torch.ones(2)}}, path)
+    # mmhatnet's loader and mmengine's (load_from, resume) alike
+    for loaded in (load_untrusted(str(path)), _load_checkpoint(str(path))):
+        assert loaded['message_hub']['log_scalars']['loss'].mean() == \
+            pytest.approx(7 / 3)
+        assert loaded['meta']['seed'] == 3
+        assert loaded['meta']['mask'].tolist() == [0, 1, 2, 3]
+        assert torch.equal(loaded['state_dict']['w'], torch.ones(2))
 
 
 class _Getattr:
@@ -37,8 +46,8 @@ def test_getattr_beyond_history_buffer_is_refused(tmp_path, target, name):
     path = tmp_path / 'evil.pth'
     with open(path, 'wb') as f:
         pickle.dump({'x': _Getattr(target, name)}, f, protocol=2)
-    with pytest.raises(pickle.UnpicklingError):
-        torch.load(path, weights_only=True)
+    with pytest.raises(CheckpointError, match='refused (getattr|GLOBAL)'):
+        load_untrusted(str(path))
 
 
 class _Exploit:
@@ -54,6 +63,11 @@ def test_code_running_pickle_is_refused(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match='refused: its pickle asks for '
                        'code'):
         load_untrusted(str(path))
+    assert not (tmp_path / 'pwned').exists()
+    # mmengine's own loader (load_from, resume, Pretrained) refuses it too
+    with pytest.raises(CheckpointError, match='refused GLOBAL '
+                       '(posix|os|nt).system'):
+        _load_checkpoint(str(path))
     assert not (tmp_path / 'pwned').exists()
 
 

@@ -12,6 +12,8 @@ from mmhatnet.models.attention import grid_key_mask
 from mmhatnet.models.convffn import row_bands
 from mmhatnet.models.export_mode import is_exporting
 
+pytestmark = pytest.mark.deploy  # newest stack only
+
 # one block per stage: stage 1 of 72x88 is 18x22, padded grids of G1 = 8
 TINY = dict(embed_dims=(16, 32, 48, 64), depths=(1, 1, 1, 1),
             expansions=(2, 2, 2, 2), kernel_sizes=(3, 5, 3, 3), head_dim=16)

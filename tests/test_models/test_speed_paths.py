@@ -1,8 +1,10 @@
 """The backbone's fast paths as a whole: channels-last, autocast and
 torch.compile (ConvFFN's own: test_convffn.py)."""
+import pytest
 import torch
 
 from mmhatnet import HATNet
+from mmhatnet.models.convffn import _autocast_dtype
 
 # every stage has one block; stage 1 of a 72x88 input is 18x22: padded grids
 TINY = dict(embed_dims=(16, 32, 48, 64), depths=(1, 1, 1, 1),
@@ -70,7 +72,22 @@ def test_autocast_bfloat16_agrees_with_float32():
             assert (o.float() - r).norm() <= 0.05 * r.norm()
 
 
+def _dynamo_traces_autocast_state() -> bool:
+    """torch 2.0's dynamo cannot trace autocast state queries, which the
+    memory-lean ConvFFN makes: it breaks the graph there."""
+    try:
+        torch.compile(_autocast_dtype, backend='eager',
+                      fullgraph=True)(torch.ones(1))
+    except torch._dynamo.exc.Unsupported:
+        return False
+    finally:
+        torch._dynamo.reset()
+    return True
+
+
 def test_compiles_to_one_graph_with_the_eager_results(bands):
+    if not _dynamo_traces_autocast_state():
+        pytest.skip("this torch's dynamo cannot trace autocast state")
     torch._dynamo.reset()
     model = _tiny_model()
     params = list(model.parameters())

@@ -1,5 +1,7 @@
 """Run tools/train.py and tools/test.py in a subprocess on generated data,
 at a small scale set through --cfg-options."""
+from __future__ import annotations
+
 import os
 import re
 import subprocess

@@ -12,6 +12,7 @@ import torch
 
 from e2e import ROOT, config, environment, run, small_options, tool
 from mmhatnet.demo.data import make_demo_data
+from mmhatnet.engine import load_untrusted
 
 DETERMINISTIC = ['randomness.deterministic=True', 'randomness.seed=0']
 RESUME_CASES = {
@@ -77,8 +78,8 @@ def test_killed_run_resumes_exactly(tmp_path, family):
     resumed = run(_train_cmd(family, killed, extra) + ['--resume'],
                   cwd=tmp_path, threads=1)
     assert 'resumed' in (resumed.stdout + resumed.stderr).lower()
-    _assert_same_state(torch.load(full / last, weights_only=True),
-                       torch.load(killed / last, weights_only=True))
+    _assert_same_state(load_untrusted(str(full / last)),
+                       load_untrusted(str(killed / last)))
 
 
 _DIE_IN_SECOND_SAVE = """
@@ -107,10 +108,10 @@ def test_kill_during_save_keeps_the_last_complete_checkpoint(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert not (work / 'epoch_2.pth').exists()
     assert (work / 'last_checkpoint').read_text().endswith('epoch_1.pth')
-    torch.load(work / 'epoch_1.pth', weights_only=True)
+    load_untrusted(str(work / 'epoch_1.pth'))
     resumed = run(cmd + ['--resume'], cwd=tmp_path)
     assert 'epoch_1.pth' in resumed.stdout + resumed.stderr
-    assert torch.load(work / 'epoch_2.pth', weights_only=True)['meta'][
+    assert load_untrusted(str(work / 'epoch_2.pth'))['meta'][
         'epoch'] == 2
 
 
@@ -200,7 +201,7 @@ def test_dist_train_then_dist_test_two_processes(tmp_path):
     assert re.search(r'Epoch\(train\) \[1\]\[1/1\]', out), out[-3000:]
     assert 'coco/bbox_mAP' in out
     checkpoint = tmp_path / 'work' / 'epoch_1.pth'
-    torch.load(checkpoint, weights_only=True)
+    load_untrusted(str(checkpoint))
 
     proc, log = _dist(tmp_path, 'dist_test.sh', config('retinanet'),
                       str(checkpoint), '2', '--work-dir',
