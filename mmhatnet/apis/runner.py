@@ -3,8 +3,10 @@ mmpretrain configs (the config's ``default_scope`` picks the toolbox)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import os.path as osp
+from collections.abc import Iterator
 from datetime import timedelta
 
 import torch
@@ -13,6 +15,18 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..engine import check_config, load_untrusted
+
+
+@contextlib.contextmanager
+def working_dir(path: str) -> Iterator[None]:
+    """Run the block in ``path`` (configs read ``data/`` relative to the
+    working directory), then go back."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 def _common_args(parser: argparse.ArgumentParser) -> None:

@@ -14,10 +14,8 @@ exit status 1. On a machine without a GPU the table says so plainly; if
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
-import os
 import os.path as osp
 import platform
 import shutil
@@ -26,7 +24,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 
@@ -232,16 +230,6 @@ def hatnet_rows(device: torch.device) -> list[Row]:
 
 # --- one training iteration per family -------------------------------------
 
-@contextlib.contextmanager
-def _working_dir(path: str) -> Iterator[None]:
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 def train_one_iteration(family: str, work_dir: str, amp: bool) -> str:
     """One iteration of ``configs/<family>_hatnet_tiny.py`` through
     ``tools/train.py``'s config handling and mmengine's runner, in
@@ -288,11 +276,12 @@ def train_one_iteration(family: str, work_dir: str, amp: bool) -> str:
 
 
 def training_rows(families: list[str]) -> list[Row]:
+    from mmhatnet.apis import working_dir
     from mmhatnet.demo.data import make_demo_data
     device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
     modes = [False, True] if torch.cuda.is_available() else [False]
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, _working_dir(tmp):
+    with tempfile.TemporaryDirectory() as tmp, working_dir(tmp):
         make_demo_data(tmp, sorted({TRAIN[f][0] for f in families}),
                        num_train=2, num_val=1)
         for family in families:

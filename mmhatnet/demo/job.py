@@ -33,7 +33,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..apis import test, train
+from ..apis import test, train, working_dir
 from .chance import chance
 from .curves import write_curves
 from .data import make_demo_data
@@ -83,16 +83,6 @@ def _output_to(path: str) -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
-
-
-@contextmanager
-def _cwd(path: str) -> Iterator[None]:
-    previous = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
 
 
 def write_config(name: str, s: Schedule, task_dir: str) -> str:
@@ -165,13 +155,13 @@ def run_task(name: str, s: Schedule, work_dir: str,
                    console=console, transient=True,
                    redirect_stdout=False, redirect_stderr=False)
     t = time.perf_counter()
-    with _cwd(work_dir), _output_to(log), bar, progress_to(bar):
+    with working_dir(work_dir), _output_to(log), bar, progress_to(bar):
         train([config, '--work-dir', run_dir])
     console.print(f'  train   {iterations(s)} iterations, batch {s.batch} '
                   f'({(time.perf_counter() - t) / 60:.1f} min)')
 
     t = time.perf_counter()
-    with _cwd(work_dir), _output_to(log), bar, progress_to(bar):
+    with working_dir(work_dir), _output_to(log), bar, progress_to(bar):
         metrics = test([config, _last_checkpoint(run_dir),
                         '--work-dir', osp.join(task_dir, 'test')])
     metrics = {k: float(metrics[k]) for k in s.metrics}
@@ -183,7 +173,7 @@ def run_task(name: str, s: Schedule, work_dir: str,
     iters_per_epoch = iterations(s) // s.length if s.unit == 'epoch' else 1
     curves = write_curves(_scalars(run_dir), task_dir, s.title, s.metrics,
                           iters_per_step=iters_per_epoch)
-    with _cwd(work_dir), _output_to(log):
+    with working_dir(work_dir), _output_to(log):
         base = chance(s.data, roots[s.data], s.metrics)
     console.print(f'  draw    {len(pictures)} pictures, {len(curves)} '
                   f'curves')

@@ -3,7 +3,6 @@ autograd ops."""
 import pytest
 import torch
 
-from mmhatnet import HATNet
 from mmhatnet.models.convffn import (ConvFFN, _InvertedResidual, _row_bands,
                                      row_bands)
 from test_speed_paths import SIZE, _outputs_and_grads, _tiny_model
