@@ -3,6 +3,8 @@ status 1 on any failure (mmhatnet/apis/selfcheck.py).
 
     python tools/check.py [--train fpn retinanet mask-rcnn]
 """
+from __future__ import annotations
+
 import sys
 
 from mmhatnet.apis.selfcheck import main

@@ -54,13 +54,15 @@ DEFAULT_SHAPES = {
 }
 
 _aten = torch.ops.aten
-# norm op -> position of its affine weight argument
+# norm op -> position of its affine weight argument (the ops this torch has:
+# _native_batch_norm_legit_no_training is newer than torch 2.0)
 _NORM_WEIGHT_ARG = {
-    _aten.native_batch_norm: 1,
-    _aten._native_batch_norm_legit: 1,
-    _aten._native_batch_norm_legit_no_training: 1,
-    _aten.native_group_norm: 1,
-    _aten.native_layer_norm: 2,
+    getattr(_aten, name): arg
+    for name, arg in (('native_batch_norm', 1),
+                      ('_native_batch_norm_legit', 1),
+                      ('_native_batch_norm_legit_no_training', 1),
+                      ('native_group_norm', 1), ('native_layer_norm', 2))
+    if hasattr(_aten, name)
 }
 _POOLS = {
     _aten.avg_pool2d, _aten.avg_pool3d,

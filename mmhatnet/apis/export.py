@@ -25,6 +25,8 @@ sizes and the same sampling); the check runs the original modules.
 Each output is compared with eager PyTorch on fresh seeded inputs; the error
 of an output is ``max |onnx - eager| / max |eager|``.
 """
+from __future__ import annotations
+
 import argparse
 import contextlib
 import os

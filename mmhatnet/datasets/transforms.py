@@ -1,4 +1,6 @@
 """Data checks for the training and testing pipelines."""
+from __future__ import annotations
+
 from mmcv.transforms import BaseTransform
 from mmengine.registry import TRANSFORMS
 

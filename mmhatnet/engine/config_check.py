@@ -1,4 +1,6 @@
 """Config mistakes found before a run starts, with the fix."""
+from __future__ import annotations
+
 import os.path as osp
 
 import torch

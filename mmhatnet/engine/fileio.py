@@ -6,6 +6,8 @@ it, so a run killed during a save never leaves a partial ``epoch_N.pth``.
 Configs select it with
 ``default_hooks.checkpoint.backend_args = dict(backend='atomic_local')``.
 """
+from __future__ import annotations
+
 import io
 import os
 import tempfile

@@ -4,6 +4,8 @@ global-average-pooled features -> Dropout(p) -> Linear.
 Imported by configs/imagenet_hatnet_*.py (``custom_imports``); it needs
 mmpretrain, which the backbone alone does not.
 """
+from __future__ import annotations
+
 from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from torch import nn

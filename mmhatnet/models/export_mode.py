@@ -8,6 +8,8 @@ TorchScript exporter cannot record the autograd Function at all. Under
 export the network therefore takes the size-independent paths (always pad
 and mask; plain ConvFFN ops as one band), which compute the same numbers.
 """
+from __future__ import annotations
+
 import torch
 
 # torch.export's flag (torch >= 2.4); before it, torch.export had no
