@@ -176,8 +176,11 @@ def peak_memory_bytes(fn: Callable[[], object], device: torch.device) -> int:
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True,
                  record_shapes=False) as prof:
         fn()
+    # torch < 2.1's events give microseconds (start_us), later ones ns;
+    # their order is all that matters here
     events = sorted(
-        (e.start_ns(), e.nbytes())
+        (e.start_ns() if hasattr(e, 'start_ns') else e.start_us(),
+         e.nbytes())
         for e in prof.profiler.kineto_results.events()
         if e.name() == '[memory]' and e.device_type().name == 'CPU')
     held = peak = 0
