@@ -68,8 +68,9 @@ def _cpu_distributed(cfg: Config) -> None:
             torch.distributed.is_initialized():
         return
     timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout')
+    # torch 2.0 refuses timeout=None: pass it only when the config sets it
     torch.distributed.init_process_group(
-        'gloo', timeout=timedelta(seconds=timeout) if timeout else None)
+        'gloo', **({'timeout': timedelta(seconds=timeout)} if timeout else {}))
     cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel',
                                  device_ids=None, broadcast_buffers=False)
 
@@ -82,11 +83,12 @@ def _build_runner(cfg: Config) -> Runner:
 
 
 def _amp_device() -> bool:
-    """Whether mmengine's AmpOptimWrapper can run here (its own test)."""
-    from mmengine.device import (is_cuda_available, is_mlu_available,
-                                 is_musa_available, is_npu_available)
-    return (is_cuda_available() or is_npu_available() or is_mlu_available()
-            or is_musa_available())
+    """Whether mmengine's AmpOptimWrapper can run here (its own test: a
+    CUDA, NPU, MLU or, from mmengine 0.10, MUSA device)."""
+    import mmengine.device as device
+    tests = ('is_cuda_available', 'is_npu_available', 'is_mlu_available',
+             'is_musa_available')
+    return any(getattr(device, name, lambda: False)() for name in tests)
 
 
 def train_config(argv: list[str] | None = None) -> Config:
