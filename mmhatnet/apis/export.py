@@ -159,7 +159,8 @@ def exportable(model: nn.Module) -> Iterator[nn.Module]:
 
 def load_checkpoint(model: nn.Module, path: str) -> None:
     """Load a checkpoint of the whole model (as tools/train.py writes
-    them) with ``weights_only=True``; every key must match."""
+    them) through the allow-list unpickler (``load_untrusted``); every key
+    must match."""
     state = state_dict_of(load_untrusted(path), path)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -245,8 +246,8 @@ def export_config(config: str, out: str, checkpoint: str | None = None,
         config: an mmdet or mmseg config (any config with
             ``backbone_only``).
         out: the ONNX file to write.
-        checkpoint: weights of the whole model (loaded with
-            ``weights_only=True``); None: the models' own initialisation.
+        checkpoint: weights of the whole model (read by ``load_untrusted``);
+            None: the models' own initialisation.
         shape: (H, W) to export at; default the task's
             (``mmhatnet.analysis.flops.DEFAULT_SHAPES``).
         dynamic: free batch, height and width; also verified at
