@@ -17,7 +17,7 @@ from mmhatnet.models.ckpt_convert import RELEASE_ARCHS, convert_file
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='released checkpoint (untrusted: read '
-                        'with weights_only=True)')
+                        'through the allow-list unpickler)')
     parser.add_argument('dst', help='output OpenMMLab checkpoint')
     parser.add_argument('--arch', choices=RELEASE_ARCHS,
                         help='variant; detected from the shapes if omitted')
