@@ -3,16 +3,27 @@
 - ``FiniteLossHook``: stops training at the first non-finite loss, before
   any checkpoint of the broken weights is written.
 - ``StepSeedHook``: random numbers drawn as a function of (seed, epoch,
-  iteration), so a resumed run draws what the uninterrupted run drew.
+  iteration), and the data already trained on skipped, so a resumed run
+  draws what the uninterrupted run drew.
 """
 from __future__ import annotations
 
 import random
 
+import mmengine
 import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+from mmengine.runner import IterBasedTrainLoop
+from mmengine.utils import digit_version
+
+# mmengine < 0.10.3's IterBasedTrainLoop resumes on the first batches of the
+# data again instead of skipping the ``iter`` batches already trained on;
+# 0.10.3 added the skip to ``IterBasedTrainLoop.run``. It is behaviour, not
+# an attribute, so the version tells.
+LOOP_SKIPS_TRAINED_BATCHES = (digit_version(mmengine.__version__)
+                              >= digit_version('0.10.3'))
 
 
 @HOOKS.register_module()
@@ -50,6 +61,10 @@ class StepSeedHook(Hook):
     resume). The base seed is kept in the checkpoint. Exactness also needs
     the data workers to restart each epoch (``persistent_workers=False``) or
     ``num_workers=0``.
+
+    On mmengine < 0.10.3, whose ``IterBasedTrainLoop`` does not skip the
+    batches already trained on when it resumes, the hook skips them, at the
+    point where 0.10.3 does (after the ``before_train_epoch`` seeding).
     """
     priority = 'VERY_HIGH'
 
@@ -67,6 +82,11 @@ class StepSeedHook(Hook):
         seed = self._derive(runner.epoch)
         np.random.seed(seed)
         random.seed(seed)
+        loop = runner.train_loop
+        if (not LOOP_SKIPS_TRAINED_BATCHES
+                and isinstance(loop, IterBasedTrainLoop)):
+            for _ in range(runner.iter):  # 0 unless resumed
+                next(loop.dataloader_iterator)
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
