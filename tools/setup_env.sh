@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create or update a venv with a pinned OpenMMLab stack and mmhatnet.
-#   bash tools/setup_env.sh [newest|oldest]   (or MMHATNET_STACK=...)
+#   bash tools/setup_env.sh [newest|oldest|py38]   (or MMHATNET_STACK=...)
 # Idempotent: a second run with nothing changed returns in about a second.
 # The compiled mmcv wheel is kept per torch version, Python tag, CUDA
 # version and GPU architectures in ${XDG_CACHE_HOME:-~/.cache}/mmhatnet, so
@@ -12,12 +12,17 @@ cd "$(dirname "$0")/.."
 # --- stack selection ------------------------------------------------------------
 # newest: requirements/stack.txt in .venv, the default.
 # oldest: requirements/oldest.txt in .venv-oldest, on Python 3.9 (the oldest
-# Python numpy 1.26 supports); see README, "Environment".
+# Python numpy 1.26 supports).
+# py38: requirements/py38.txt in .venv-py38: the package alone on Python 3.8,
+# with mmcv-lite (no compiled ops, no toolboxes). See README, "Environment".
 STACK=${1:-${MMHATNET_STACK:-newest}}
+CHECK='import mmcv.ops, mmdet, mmseg, mmpretrain.evaluation, mmhatnet'
 case "$STACK" in
     newest) PINS=requirements/stack.txt; VENV=.venv; PYVER= ;;
     oldest) PINS=requirements/oldest.txt; VENV=.venv-oldest; PYVER=3.9 ;;
-    *) echo "[setup] unknown stack '$STACK'; use newest or oldest" >&2
+    py38) PINS=requirements/py38.txt; VENV=.venv-py38; PYVER=3.8
+          CHECK='import mmcv.cnn, mmhatnet' ;;
+    *) echo "[setup] unknown stack '$STACK'; use newest, oldest or py38" >&2
        exit 2 ;;
 esac
 find_python() {  # python$1 from PATH or, unactivated, from pyenv
@@ -46,7 +51,7 @@ eval "$gpu"
 TORCH_INDEX_ARGS=(${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"})
 # ---------------------------------------------------------------------------
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
-MMCV=$(pin mmcv)
+MMCV=$(pin mmcv)  # empty where the pins name mmcv-lite (py38)
 # the stack without the torch pins, which the environment may override
 REQS=$(mktemp); trap 'rm -f "$REQS"' EXIT
 grep -v -E '^(torch|torchvision|openmim)==' "$PINS" > "$REQS"
@@ -66,6 +71,8 @@ $PIP install -q "${TORCH_INDEX_ARGS[@]}" "${TORCH_REQS[@]}" \
     -r <(grep -E '^(setuptools|wheel|ninja|psutil|numpy)' "$REQS")
 
 # mmcv $MMCV is published only as source; mmdet needs its compiled ops.
+MMCV_WHEEL=()
+if [ -n "$MMCV" ]; then
 # --- GPU: CUDA ops for the GPUs torch sees, or CPU ops ----------------------
 # sets FORCE_CUDA, TORCH_CUDA_ARCH_LIST, CUDA_HOME (installing NVIDIA's nvcc
 # wheels when no toolkit fits) and the cache key; or stops, before compiling
@@ -97,12 +104,15 @@ if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
         || { echo "[setup] mmcv build failed, see $log" >&2; exit 1; }
     mv "$WHEELS.tmp"/mmcv-*.whl "$WHEELS"/ && rm -rf "$WHEELS.tmp"
 fi
+MMCV_WHEEL=("$WHEELS"/mmcv-*.whl)
+fi
 
 echo "[setup] OpenMMLab stack and mmhatnet"
-$PIP install -q "${TORCH_INDEX_ARGS[@]}" "$WHEELS"/mmcv-*.whl -r "$REQS" \
+$PIP install -q "${TORCH_INDEX_ARGS[@]}" "${MMCV_WHEEL[@]}" -r "$REQS" \
     "${TORCH_REQS[@]}"
-$PIP install -q --no-deps "openmim==$(pin openmim)"
+MIM=$(pin openmim)
+[ -z "$MIM" ] || $PIP install -q --no-deps "openmim==$MIM"
 $PIP install -q --no-deps --no-build-isolation -e .
-$VENV/bin/python -c 'import mmcv.ops, mmdet, mmseg, mmpretrain.evaluation, mmhatnet'
+$VENV/bin/python -c "$CHECK"
 echo "$want" > "$STAMP"
 echo "[setup] ready: $VENV"
