@@ -103,6 +103,32 @@ def test_dense_features_match_the_release_computation():
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
 
 
+def test_trains_and_infers_at_an_odd_size():
+    """333x517, where G1 divides no stage's map (padded and masked): the
+    features are the release's computation, and a training step reaches
+    and changes every parameter."""
+    sd, backbone, _ = _converted('tiny')
+    # no drop path: a dropped block would rightly get no gradient
+    model = HATNet('tiny', drop_path_rate=0.)
+    model.load_state_dict(backbone)
+    x = torch.randn(1, 3, 333, 517)
+    with torch.no_grad():
+        feats = model.eval()(x)
+        ref = release_forward(sd, x, 48, model.grid_sizes[:3],
+                              model.pool_ratios[:3])
+    for ours, theirs in zip(feats, ref):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = sum(f.square().mean() for f in model.train()(x))
+    loss.backward()
+    optimizer.step()
+    assert loss.isfinite()
+    for (name, p), old in zip(model.named_parameters(), before):
+        assert p.grad is not None and p.grad.isfinite().all(), name
+        assert not torch.equal(p, old), name
+
+
 def test_pretrained_init_cfg_loads_converted_weights(tmp_path):
     _, backbone, converted = _converted('tiny', seed=1)
     path = str(tmp_path / 'hatnet_tiny.pth')
