@@ -93,7 +93,7 @@ if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
           "$($VENV/bin/python -c 'import torch.utils.cpp_extension as c; print(c.__file__)')" \
           | sort -uV | tail -1)
     sed -i "s/-std=c++17/-std=${cxx:-c++17}/" "$src/mmcv-$MMCV/setup.py"
-    echo "[setup] compiling mmcv $MMCV with ops (about 17 min on 2 cores; log: $log)"
+    echo "[setup] compiling mmcv $MMCV with ops (7 to 10 min on 2 idle cores; log: $log)"
     MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
         $PIP wheel -v --no-deps --no-build-isolation --no-cache-dir \
         "$src/mmcv-$MMCV" -w "$WHEELS.tmp" 2>&1 | tee "$log" \
