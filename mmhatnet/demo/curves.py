@@ -33,6 +33,16 @@ def _series(records: list[dict], keys) -> dict[str, tuple[list, list]]:
     return dict(series)
 
 
+def _save(fig, ax, path: str) -> str:
+    """Legend, grid, write ``path``, close the figure."""
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def write_curves(scalars: str, out_dir: str, title: str,
                  metrics: tuple[str, ...], iters_per_step: int = 1,
                  ) -> list[str]:
@@ -69,12 +79,7 @@ def write_curves(scalars: str, out_dir: str, title: str,
                 linewidth=2.0 if key == 'loss' else 1.0)
     ax.set(xlabel='iteration', ylabel='training loss', yscale='log',
            title=f'{title}: training loss')
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    files.append(osp.join(out_dir, 'loss.png'))
-    fig.tight_layout()
-    fig.savefig(files[-1])
-    plt.close(fig)
+    files.append(_save(fig, ax, osp.join(out_dir, 'loss.png')))
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     for key in metrics:
@@ -84,10 +89,5 @@ def write_curves(scalars: str, out_dir: str, title: str,
            title=f'{title}: validation')
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    files.append(osp.join(out_dir, 'metric.png'))
-    fig.tight_layout()
-    fig.savefig(files[-1])
-    plt.close(fig)
+    files.append(_save(fig, ax, osp.join(out_dir, 'metric.png')))
     return files
