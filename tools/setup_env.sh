@@ -13,15 +13,14 @@ cd "$(dirname "$0")/.."
 # newest: requirements/stack.txt in .venv, the default.
 # oldest: requirements/oldest.txt in .venv-oldest, on Python 3.9 (the oldest
 # Python numpy 1.26 supports).
-# py38: requirements/py38.txt in .venv-py38: the package alone on Python 3.8,
-# with mmcv-lite (no compiled ops, no toolboxes). See README, "Environment".
+# py38: requirements/py38.txt in .venv-py38, on Python 3.8: the bottom of
+# the supported range (mmcv 2.0.1, mmdet 3.0). See README, "Environment".
 STACK=${1:-${MMHATNET_STACK:-newest}}
 CHECK='import mmcv.ops, mmdet, mmseg, mmpretrain.evaluation, mmhatnet'
 case "$STACK" in
     newest) PINS=requirements/stack.txt; VENV=.venv; PYVER= ;;
     oldest) PINS=requirements/oldest.txt; VENV=.venv-oldest; PYVER=3.9 ;;
-    py38) PINS=requirements/py38.txt; VENV=.venv-py38; PYVER=3.8
-          CHECK='import mmcv.cnn, mmhatnet' ;;
+    py38) PINS=requirements/py38.txt; VENV=.venv-py38; PYVER=3.8 ;;
     *) echo "[setup] unknown stack '$STACK'; use newest, oldest or py38" >&2
        exit 2 ;;
 esac
@@ -51,7 +50,7 @@ eval "$gpu"
 TORCH_INDEX_ARGS=(${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"})
 # ---------------------------------------------------------------------------
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
-MMCV=$(pin mmcv)  # empty where the pins name mmcv-lite (py38)
+MMCV=$(pin mmcv)
 # the stack without the torch pins, which the environment may override
 REQS=$(mktemp); trap 'rm -f "$REQS"' EXIT
 grep -v -E '^(torch|torchvision|openmim)==' "$PINS" > "$REQS"
@@ -71,8 +70,6 @@ $PIP install -q "${TORCH_INDEX_ARGS[@]}" "${TORCH_REQS[@]}" \
     -r <(grep -E '^(setuptools|wheel|ninja|psutil|numpy)' "$REQS")
 
 # mmcv $MMCV is published only as source; mmdet needs its compiled ops.
-MMCV_WHEEL=()
-if [ -n "$MMCV" ]; then
 # --- GPU: CUDA ops for the GPUs torch sees, or CPU ops ----------------------
 # sets FORCE_CUDA, TORCH_CUDA_ARCH_LIST, CUDA_HOME (installing NVIDIA's nvcc
 # wheels when no toolkit fits) and the cache key; or stops, before compiling
@@ -105,7 +102,6 @@ if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
     mv "$WHEELS.tmp"/mmcv-*.whl "$WHEELS"/ && rm -rf "$WHEELS.tmp"
 fi
 MMCV_WHEEL=("$WHEELS"/mmcv-*.whl)
-fi
 
 echo "[setup] OpenMMLab stack and mmhatnet"
 $PIP install -q "${TORCH_INDEX_ARGS[@]}" "${MMCV_WHEEL[@]}" -r "$REQS" \

@@ -204,7 +204,7 @@ def test_upstream_inferencers_on_demo_checkpoints(demo, imagenet_demo,
 
     det = DetInferencer(model=str(work_dir / 'mask_rcnn/mask_rcnn.py'),
                         weights=_checkpoint(work_dir, 'mask_rcnn'),
-                        device='cpu', show_progress=False)
+                        device='cpu')
     result = det(image, out_dir=str(tmp_path / 'det'))
     assert set(result['predictions'][0]) >= {'labels', 'scores', 'bboxes',
                                               'masks'}
