@@ -1,6 +1,7 @@
 """mmhatnet.analysis.release: the one reference computation of the
 authors' release (its exactness against mmhatnet is tested in
 tests/test_models/test_hatnet.py) and the loader of their own file."""
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ from mmhatnet import HATNet
 from mmhatnet.analysis.release import (ReleaseBaseline, load_release_code,
                                        release_code_size_error)
 
-from test_benchmark import ROOT
+ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
 
 
 @pytest.mark.parametrize('size', [(64, 96), (72, 104)],

@@ -5,7 +5,7 @@ import torch
 
 from mmhatnet.models.convffn import (ConvFFN, _InvertedResidual, _row_bands,
                                      row_bands)
-from test_speed_paths import SIZE, _outputs_and_grads, _tiny_model
+from tiny import SIZE, outputs_and_grads, tiny_model
 
 
 def _plain_twin(m: ConvFFN) -> ConvFFN:
@@ -28,8 +28,8 @@ def test_memory_lean_matches_the_plain_ops(bands, kernel_size,
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     plain = _plain_twin(m)
-    outs, grads = _outputs_and_grads(m, x, list(m.parameters()))
-    ref_outs, ref_grads = _outputs_and_grads(plain, x,
+    outs, grads = outputs_and_grads(m, x, list(m.parameters()))
+    ref_outs, ref_grads = outputs_and_grads(plain, x,
                                              list(plain.parameters()))
     torch.testing.assert_close(outs, ref_outs, rtol=1e-5, atol=1e-5)
     for a, b in zip(grads, ref_grads):
@@ -56,14 +56,14 @@ def test_fused_ffn_gradients_are_exact(bands, needs):
 
 
 def test_hatnet_switches_every_block_to_the_plain_ops(bands):
-    model = _tiny_model()
-    plain = _tiny_model(lean_ffn=False)
+    model = tiny_model()
+    plain = tiny_model(lean_ffn=False)
     plain.load_state_dict(model.state_dict())
     assert all(not m.memory_lean for m in plain.modules()
                if isinstance(m, ConvFFN))
     x = torch.randn(1, 3, *SIZE)
-    outs, grads = _outputs_and_grads(model, x, list(model.parameters()))
-    ref_outs, ref_grads = _outputs_and_grads(plain, x,
+    outs, grads = outputs_and_grads(model, x, list(model.parameters()))
+    ref_outs, ref_grads = outputs_and_grads(plain, x,
                                              list(plain.parameters()))
     torch.testing.assert_close(outs, ref_outs, rtol=1e-5, atol=1e-5)
     for a, b in zip(grads, ref_grads):

@@ -11,13 +11,11 @@ from mmhatnet import HATNet
 from mmhatnet.models.attention import grid_key_mask
 from mmhatnet.models.convffn import row_bands
 from mmhatnet.models.export_mode import is_exporting
+from tiny import SIZE as EXPORT_SIZE
+from tiny import TINY
 
 pytestmark = pytest.mark.deploy  # newest stack only
 
-# one block per stage: stage 1 of 72x88 is 18x22, padded grids of G1 = 8
-TINY = dict(embed_dims=(16, 32, 48, 64), depths=(1, 1, 1, 1),
-            expansions=(2, 2, 2, 2), kernel_sizes=(3, 5, 3, 3), head_dim=16)
-EXPORT_SIZE = (72, 88)
 # (batch, H, W): G1 divides stage 1 of 256x256 and 64x128; 333x517 is the
 # issue's size, with partial grids and pooling windows at every stage
 CHECKS = [(1, 72, 88), (2, 256, 256), (1, 64, 128), (1, 333, 517)]

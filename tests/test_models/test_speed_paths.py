@@ -3,35 +3,12 @@ torch.compile (ConvFFN's own: test_convffn.py)."""
 import pytest
 import torch
 
-from mmhatnet import HATNet
 from mmhatnet.models.convffn import _autocast_dtype
-
-# every stage has one block; stage 1 of a 72x88 input is 18x22: padded grids
-TINY = dict(embed_dims=(16, 32, 48, 64), depths=(1, 1, 1, 1),
-            expansions=(2, 2, 2, 2), kernel_sizes=(3, 5, 3, 3), head_dim=16)
-SIZE = (72, 88)
-
-
-def _tiny_model(**kwargs) -> HATNet:
-    model = HATNet(TINY, drop_path_rate=0., **kwargs)
-    for p in model.parameters():  # far from identity: every path matters
-        torch.nn.init.normal_(p, std=0.3)
-    return model
-
-
-def _outputs_and_grads(fn, x, params):
-    x = x.detach().clone().requires_grad_()
-    for p in params:
-        p.grad = None
-    out = fn(x)
-    outs = out if isinstance(out, tuple) else (out, )
-    weights = [torch.linspace(-1, 1, o.numel()).view_as(o) for o in outs]
-    sum((o * w).sum() for o, w in zip(outs, weights)).backward()
-    return outs, [x.grad] + [p.grad for p in params]
+from tiny import SIZE, outputs_and_grads, tiny_model
 
 
 def test_channels_last_input_gives_the_same_outputs():
-    model = _tiny_model().eval()
+    model = tiny_model().eval()
     x = torch.randn(2, 3, *SIZE)
     with torch.no_grad():
         ref = model(x)
@@ -43,11 +20,11 @@ def test_channels_last_input_gives_the_same_outputs():
 
 
 def test_training_step_is_the_same_for_both_memory_formats():
-    model = _tiny_model()
+    model = tiny_model()
     params = list(model.parameters())
     x = torch.randn(1, 3, *SIZE)
-    ref_outs, ref_grads = _outputs_and_grads(model, x, params)
-    outs, grads = _outputs_and_grads(
+    ref_outs, ref_grads = outputs_and_grads(model, x, params)
+    outs, grads = outputs_and_grads(
         model, x.contiguous(memory_format=torch.channels_last), params)
     torch.testing.assert_close(outs, ref_outs, rtol=1e-6, atol=1e-6)
     for a, b in zip(grads, ref_grads):
@@ -55,7 +32,7 @@ def test_training_step_is_the_same_for_both_memory_formats():
 
 
 def test_autocast_bfloat16_agrees_with_float32():
-    model = _tiny_model()
+    model = tiny_model()
     x = torch.randn(1, 3, *SIZE)
     ref = model(x)
     with torch.autocast('cpu', dtype=torch.bfloat16):
@@ -89,13 +66,13 @@ def test_compiles_to_one_graph_with_the_eager_results(bands):
     if not _dynamo_traces_autocast_state():
         pytest.skip("this torch's dynamo cannot trace autocast state")
     torch._dynamo.reset()
-    model = _tiny_model()
+    model = tiny_model()
     params = list(model.parameters())
     x = torch.randn(1, 3, 40, 56)  # stage 1: 10x14, padded grids
     # fullgraph: any graph break raises; aot_eager also traces backward
     compiled = torch.compile(model, backend='aot_eager', fullgraph=True)
-    outs, grads = _outputs_and_grads(compiled, x, params)
-    ref_outs, ref_grads = _outputs_and_grads(model, x, params)
+    outs, grads = outputs_and_grads(compiled, x, params)
+    ref_outs, ref_grads = outputs_and_grads(model, x, params)
     torch.testing.assert_close(outs, ref_outs, rtol=1e-5, atol=1e-5)
     for a, b in zip(grads, ref_grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
