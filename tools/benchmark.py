@@ -7,6 +7,7 @@ and Swin-T, at one input size.
         --shape 800 1344 --device cuda --json bench.json
     python tools/benchmark.py --convffn 64 8 --shape 128 128  # its bands
     python tools/benchmark.py --arch small --shape 512 512 --onnx
+    python tools/benchmark.py --shape 800 1344 --device cuda --amp  # fp16
 
 What each number means: the docstring of mmhatnet/benchmark.py.
 """
@@ -44,6 +45,11 @@ def main(argv: list[str] | None = None) -> None:
                         metavar=('H', 'W'), help='input height and width')
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    parser.add_argument('--amp', nargs='?', const='auto',
+                        choices=('auto', 'float16', 'bfloat16'),
+                        help='mixed precision: the forward passes under '
+                        'autocast in this dtype (default: float16 on cuda, '
+                        'bfloat16 on cpu); fp32 without the flag')
     parser.add_argument('--repeats', type=int, default=3,
                         help='timed rounds, each call after an untimed one '
                         '(default: 3)')
@@ -64,6 +70,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.exit(2, 'error: --device cuda, but CUDA is not available\n')
 
+    amp = None
+    if args.amp:
+        if args.convffn or args.onnx:
+            parser.exit(2, 'error: --amp times the whole models; it does not '
+                        'go with --convffn or --onnx\n')
+        if args.amp == 'auto':
+            args.amp = 'float16' if args.device == 'cuda' else 'bfloat16'
+        amp = getattr(torch, args.amp)
     if args.convffn:
         if args.device != 'cpu':
             parser.exit(2, 'error: --convffn measures the CPU row bands; '
@@ -94,9 +108,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f'error: --release-code: {e}\n')
     print(f'input {args.batch}x3x{args.shape[0]}x{args.shape[1]} on '
           f'{args.device} ({torch.get_num_threads()} threads), '
-          f'{args.repeats} timed rounds')
+          f'{args.amp or "fp32"}, {args.repeats} timed rounds')
     records = run_benchmark(models, args.shape, args.batch, args.device,
-                            args.repeats, log=print)
+                            args.repeats, log=print, amp=amp)
     print(format_table(records))
     _write_json(args.json, records)
 

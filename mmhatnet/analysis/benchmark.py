@@ -20,6 +20,10 @@ less and run faster, the baseline's more than mmhatnet's.)
   gradients for every parameter (set to None before each step, as
   ``zero_grad()`` does). Models run in training mode (stochastic depth
   included), as they would be trained.
+- ``amp``: None for fp32, else the dtype of mixed precision: the forward
+  passes (of both kinds) run under ``torch.autocast(device, dtype)``, the
+  backward outside it, as mmengine's ``AmpOptimWrapper`` runs them; the
+  parameters stay fp32.
 - ``forward_cpu_s`` / ``train_step_cpu_s`` (CPU only): the process's CPU
   time (all threads) for the same calls. It counts work rather than
   waiting, so it is the steadier figure while other jobs share the cores
@@ -41,8 +45,8 @@ less and run faster, the baseline's more than mmhatnet's.)
   products, attention included; element-wise work is not counted) as each
   model executes them (HAT-Net's banded ConvFFN recomputes about 1% on
   band edges), and ``*_mm_fraction``: the FLOP/s so achieved as a
-  fraction of a large dense fp32 matmul's FLOP/s timed in the same run
-  (``matmul_flops_per_s``).
+  fraction of a large dense matmul's FLOP/s timed in the same run
+  (``matmul_flops_per_s``), in fp32, or in the ``amp`` dtype.
 
 :func:`onnx_latency` times HATNet's no-grad forward in eager PyTorch and
 as an exported ONNX graph in onnxruntime (CPU), in one process.
@@ -63,6 +67,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -127,13 +132,24 @@ def _sum_outputs(outs) -> torch.Tensor:
     return sum(o.float().sum() for o in outs)
 
 
-def _forward(model: nn.Module, x: torch.Tensor) -> None:
-    with torch.no_grad():
+def _autocast(device: torch.device, amp: torch.dtype | None):
+    """Mixed precision in ``amp`` on ``device``, or fp32 when None."""
+    if amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=amp)
+
+
+def _forward(model: nn.Module, x: torch.Tensor,
+             amp: torch.dtype | None = None) -> None:
+    with torch.no_grad(), _autocast(x.device, amp):
         model(x)
 
 
-def _train_step(model: nn.Module, x: torch.Tensor) -> None:
-    _sum_outputs(model(x)).backward()
+def _train_step(model: nn.Module, x: torch.Tensor,
+                amp: torch.dtype | None = None) -> None:
+    with _autocast(x.device, amp):
+        loss = _sum_outputs(model(x))
+    loss.backward()
 
 
 def _clear_grads(model: nn.Module) -> None:
@@ -190,14 +206,23 @@ def peak_memory_bytes(fn: Callable[[], object], device: torch.device) -> int:
     return peak
 
 
-def matmul_flops_per_s(device: torch.device, size: int | None = None,
-                       repeats: int = 5) -> float:
-    """Dense fp32 matmul throughput of ``device``, median of ``repeats``."""
-    size = size or (8192 if device.type == 'cuda' else 2048)
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+def matmul_flops_per_s(device: torch.device, repeats: int = 5,
+                       dtype: torch.dtype = torch.float32) -> float:
+    """Dense matmul throughput of ``device`` in ``dtype``, median of
+    ``repeats``, on square matrices of the first size from 256 up, doubling,
+    whose product takes 0.1 s (at most 8192 on CUDA, 2048 on CPU): large
+    enough to reach the kernel's rate, and short where the dtype is slow
+    (bfloat16 on a CPU without bf16 instructions runs at ~1 GFLOP/s)."""
     timed = _timer(device)
-    timed(lambda: a @ b)  # warm-up
+    largest = 8192 if device.type == 'cuda' else 2048
+    size = 256
+    while True:
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        timed(lambda: a @ b)  # warm-up
+        if size >= largest or timed(lambda: a @ b)[0] >= 0.1:
+            break
+        size *= 2
     seconds = statistics.median(
         timed(lambda: a @ b)[0] for _ in range(repeats))
     return 2 * size**3 / seconds
@@ -205,9 +230,10 @@ def matmul_flops_per_s(device: torch.device, size: int | None = None,
 
 def run_benchmark(models: dict[str, nn.Module], shape: Sequence[int],
                   batch: int = 1, device: str | torch.device = 'cpu',
-                  repeats: int = 3, log: Callable[[str], None] | None = None
-                  ) -> list[dict]:
-    """One record per model (see the module docstring for the fields).
+                  repeats: int = 3, log: Callable[[str], None] | None = None,
+                  amp: torch.dtype | None = None) -> list[dict]:
+    """One record per model (see the module docstring for the fields), in
+    fp32 or, with ``amp``, in mixed precision of that dtype.
 
     Models are moved to ``device`` and put in training mode. All forward
     passes are timed first, before any backward has run in the process
@@ -221,19 +247,23 @@ def run_benchmark(models: dict[str, nn.Module], shape: Sequence[int],
     x = torch.randn(batch, 3, *shape, device=device)
     for model in models.values():
         model.to(device).train()
-    mm_flops = matmul_flops_per_s(device)
-    log(f'dense fp32 matmul: {mm_flops / 1e9:.1f} GFLOP/s')
+    precision = 'fp32' if amp is None else str(amp).replace('torch.', '')
+    mm_flops = matmul_flops_per_s(device, dtype=amp or torch.float32)
+    log(f'dense {precision} matmul: {mm_flops / 1e9:.1f} GFLOP/s')
 
     records = {name: dict(name=name, shape=list(shape), batch=batch,
                           device=str(device), threads=torch.get_num_threads(),
+                          amp=None if amp is None else precision,
                           params_m=sum(p.numel() for p in model.parameters())
                           / 1e6)
                for name, model in models.items()}
     timed = _timer(device)
     for key, step in (('forward', _forward), ('train_step', _train_step)):
-        if step is _train_step:
+        step = functools.partial(step, amp=amp)
+        if key == 'train_step':
             for name, model in models.items():
-                records[name].update(_memory_and_flops(model, x, device))
+                records[name].update(_memory_and_flops(model, x, device,
+                                                       amp))
                 log(f'{name}: {records[name]["peak_mem_mb"]:.0f} MB per '
                     f'train step')
         times = {name: [] for name in models}
@@ -264,13 +294,15 @@ def run_benchmark(models: dict[str, nn.Module], shape: Sequence[int],
 
 
 def _memory_and_flops(model: nn.Module, x: torch.Tensor,
-                      device: torch.device) -> dict:
+                      device: torch.device,
+                      amp: torch.dtype | None = None) -> dict:
     _clear_grads(model)
-    fwd_mem = peak_memory_bytes(lambda: _forward(model, x), device)
-    train_mem = peak_memory_bytes(lambda: _train_step(model, x), device)
+    fwd_mem = peak_memory_bytes(lambda: _forward(model, x, amp), device)
+    train_mem = peak_memory_bytes(lambda: _train_step(model, x, amp), device)
     _clear_grads(model)
-    record = dict(forward_flops=count_flops(lambda: _forward(model, x)),
-                  train_flops=count_flops(lambda: _train_step(model, x)),
+    record = dict(forward_flops=count_flops(lambda: _forward(model, x, amp)),
+                  train_flops=count_flops(
+                      lambda: _train_step(model, x, amp)),
                   forward_peak_mem_mb=fwd_mem / 2**20,
                   peak_mem_mb=train_mem / 2**20)
     _clear_grads(model)
@@ -447,7 +479,8 @@ def format_table(records: list[dict],
                        for i, (c, w) in enumerate(zip(row, widths)))
              for row in rows]
     lines.insert(1, '-' * len(lines[0]))
+    precision = records[0].get('amp') or 'fp32'
     lines.append(f'x: speed-up over {baseline} (higher is faster); '
                  f'/: memory relative to it; %mm: achieved FLOP/s as % of '
-                 f'dense fp32 matmul')
+                 f'dense {precision} matmul')
     return '\n'.join(lines)

@@ -10,7 +10,7 @@ from mmhatnet import HATNet
 from mmhatnet.analysis.benchmark import (build_hatnet, convffn_bands,
                                          format_bands, format_onnx,
                                          format_table, onnx_latency,
-                                         peak_memory_bytes)
+                                         peak_memory_bytes, run_benchmark)
 from mmhatnet.analysis.flops import count_flops
 from mmhatnet.models.convffn import row_bands
 
@@ -91,6 +91,45 @@ def test_cli_refuses_a_count_below_one(flag):
         timeout=300)
     assert run.returncode == 2
     assert f'{flag} must be at least 1, got 0' in run.stderr
+
+
+class _DtypeProbe(torch.nn.Module):
+    """Records the dtype its linear layer computes in, and whether a
+    gradient mode was on."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 4)
+        self.seen = set()
+
+    def forward(self, x):
+        out = self.linear(x.mean((2, 3)))
+        self.seen.add((out.dtype, torch.is_grad_enabled()))
+        return out
+
+
+@pytest.mark.parametrize('amp', [None, torch.bfloat16])
+def test_amp_runs_every_forward_in_its_dtype(amp):
+    probe = _DtypeProbe()
+    record, = run_benchmark({'probe': probe}, (8, 8), repeats=1, amp=amp)
+    dtype = amp or torch.float32
+    # no-grad forwards and training forwards alike, in the amp dtype
+    assert probe.seen == {(dtype, False), (dtype, True)}
+    assert probe.linear.weight.grad is None  # cleared after each step
+    assert probe.linear.weight.dtype == torch.float32
+    assert record['amp'] == (None if amp is None else 'bfloat16')
+    assert record['train_step_s'] > 0 and record['train_flops'] > 0
+    precision = 'bfloat16' if amp else 'fp32'
+    assert format_table([record]).endswith(f'dense {precision} matmul')
+
+
+def test_cli_refuses_amp_with_convffn():
+    run = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools', 'benchmark.py'),
+         '--convffn', '8', '2', '--shape', '8', '8', '--amp'],
+        capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2
+    assert '--amp times the whole models' in run.stderr
 
 
 def test_convffn_bands_compares_banded_with_unbanded():
