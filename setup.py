@@ -12,7 +12,7 @@ setup(
     # 2.0.1, numpy 1.24.4, mmengine 0.8.5, mmcv 2.0.1, mmdet 3.0.0, mmseg
     # 1.0.0, mmpretrain 1.0.0), the top requirements/stack.txt (Python
     # 3.11, torch 2.14.1, numpy 2, mmengine 0.10.7, mmcv 2.1.0, mmdet
-    # 3.3.0, mmseg 1.2.2, mmpretrain 1.2.0); requirements/oldest.txt is the
+    # 3.3.0, mmseg 1.2.2, mmpretrain 1.2.0); requirements/common.txt is the
     # common torch 2.0 + mmcv 2.1.0 environment between them.
     python_requires='>=3.8',
     packages=find_packages(include=['mmhatnet', 'mmhatnet.*']),

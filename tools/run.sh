@@ -2,12 +2,13 @@
 # The two commands of the README:
 #   bash tools/run.sh demo   set up .venv, then run the main job
 #   bash tools/run.sh test   set up the stacks' venvs, then run the test
-#                            suite on each (newest: .venv, oldest:
-#                            .venv-oldest, py38: .venv-py38, the bottom
-#                            of the supported range; README, "Tests")
+#                            suite on each (newest: .venv; common, torch
+#                            2.0 with mmcv 2.1.0: .venv-common; py38, the
+#                            bottom of the supported range: .venv-py38;
+#                            README, "Tests")
 #   bash tools/run.sh check  set up .venv, then check the stack on every
 #                            device (tools/check.py; README, "GPU")
-# MMHATNET_STACKS="newest" (or "oldest", "py38", ...) tests those only.
+# MMHATNET_STACKS="newest" (or "common", "py38", ...) tests those only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # What the older stacks run (README, "Tests"): the whole suite but the ONNX
@@ -19,13 +20,13 @@ case "${1:-}" in
           bash tools/setup_env.sh newest
           exec .venv/bin/python tools/demo.py "$@" ;;
     test) shift
-          stacks=${MMHATNET_STACKS:-newest oldest py38}
+          stacks=${MMHATNET_STACKS:-newest common py38}
           for stack in $stacks; do bash tools/setup_env.sh "$stack"; done
           failed=
           for stack in $stacks; do
               case "$stack" in
                   newest) venv=.venv; args=(tests) ;;
-                  oldest) venv=.venv-oldest; args=(tests "${OLDER_ARGS[@]}") ;;
+                  common) venv=.venv-common; args=(tests "${OLDER_ARGS[@]}") ;;
                   py38) venv=.venv-py38; args=(tests "${OLDER_ARGS[@]}") ;;
               esac
               echo "[test] $stack stack: $venv/bin/python -m pytest ${args[*]}"

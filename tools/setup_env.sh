@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create or update a venv with a pinned OpenMMLab stack and mmhatnet.
-#   bash tools/setup_env.sh [newest|oldest|py38]   (or MMHATNET_STACK=...)
+#   bash tools/setup_env.sh [newest|common|py38]   (or MMHATNET_STACK=...)
 # Idempotent: a second run with nothing changed returns in about a second.
 # The compiled mmcv wheel is kept per torch version, Python tag, CUDA
 # version and GPU architectures in ${XDG_CACHE_HOME:-~/.cache}/mmhatnet, so
@@ -11,17 +11,18 @@ cd "$(dirname "$0")/.."
 
 # --- stack selection ------------------------------------------------------------
 # newest: requirements/stack.txt in .venv, the default.
-# oldest: requirements/oldest.txt in .venv-oldest, on Python 3.9 (the oldest
-# Python numpy 1.26 supports).
+# common: requirements/common.txt in .venv-common, on Python 3.9 (the oldest
+# Python numpy 1.26 supports): torch 2.0 with mmcv 2.1.0, the environment
+# most OpenMMLab projects have.
 # py38: requirements/py38.txt in .venv-py38, on Python 3.8: the bottom of
 # the supported range (mmcv 2.0.1, mmdet 3.0). See README, "Environment".
 STACK=${1:-${MMHATNET_STACK:-newest}}
 CHECK='import mmcv.ops, mmdet, mmseg, mmpretrain.evaluation, mmhatnet'
 case "$STACK" in
     newest) PINS=requirements/stack.txt; VENV=.venv; PYVER= ;;
-    oldest) PINS=requirements/oldest.txt; VENV=.venv-oldest; PYVER=3.9 ;;
+    common) PINS=requirements/common.txt; VENV=.venv-common; PYVER=3.9 ;;
     py38) PINS=requirements/py38.txt; VENV=.venv-py38; PYVER=3.8 ;;
-    *) echo "[setup] unknown stack '$STACK'; use newest, oldest or py38" >&2
+    *) echo "[setup] unknown stack '$STACK'; use newest, common or py38" >&2
        exit 2 ;;
 esac
 find_python() {  # python$1 from PATH or, unactivated, from pyenv
@@ -30,7 +31,9 @@ find_python() {  # python$1 from PATH or, unactivated, from pyenv
              "$(pyenv root 2>/dev/null)/versions/$1".*/bin/"python$1"; do
         if "$c" -c '' 2>/dev/null; then echo "$c"; return; fi
     done
-    echo "[setup] no python$1 found; set PYTHON" >&2; exit 1
+    echo "[setup] no python$1 found (PATH, pyenv) for the $STACK stack: set" \
+         "PYTHON=/path/to/python$1, or test the newest stack only with" \
+         "MMHATNET_STACKS=newest bash tools/run.sh test" >&2; exit 1
 }
 if [ -z "${PYTHON:-}" ]; then
     if [ -n "$PYVER" ]; then PYTHON=$(find_python "$PYVER")
@@ -91,7 +94,13 @@ if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
           | sort -uV | tail -1)
     sed -i "s/-std=c++17/-std=${cxx:-c++17}/" "$src/mmcv-$MMCV/setup.py"
     echo "[setup] compiling mmcv $MMCV with ops (7 to 10 min on 2 idle cores; log: $log)"
-    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+    # Python's own CFLAGS (pyenv's: -DNDEBUG -g -fwrapv -O3 -Wall) with -g0:
+    # the debug info doubles the compile time of each file (torch's
+    # templates) and changes no instruction of the ops. setuptools replaces
+    # Python's CFLAGS by the environment's (older ones appended it), so the
+    # whole set is given.
+    cflags=$($VENV/bin/python -c 'import sysconfig; print(sysconfig.get_config_var("CFLAGS") or "")')
+    CFLAGS="${CFLAGS:-$cflags} -g0" MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
         $PIP wheel -v --no-deps --no-build-isolation --no-cache-dir \
         "$src/mmcv-$MMCV" -w "$WHEELS.tmp" 2>&1 | tee "$log" \
         | grep --line-buffered -oE '^ *\[[0-9]+/[0-9]+\]' \
