@@ -1,8 +1,18 @@
 """Mixed precision: under autocast, the memory-lean ConvFFN and the fused
-(masked) attention give what their plain-ops references give under the same
-autocast, to the dtype's tolerance, forward and backward. bf16 on the CPU;
-fp16 and bf16 on CUDA where a GPU is present (without one, those cases are
-reported as skipped, never as passed)."""
+(masked) attention are as close to the exact (float64) result as their
+plain-ops references under the same autocast are, or within the dtype's
+tolerance, forward and backward. bf16 on the CPU; fp16 and bf16 on CUDA
+where a GPU is present (without one, those cases are reported as skipped,
+never as passed).
+
+Measured against float64, not against the plain ops: torch's own bf16
+kernels are not equally accurate everywhere. On torch 2.0.1, on a CPU
+without AVX-512, the plain channels-last convolutions' weight gradients are
+12% off the float64 ones under bf16 autocast (the banded ConvFFN's 0.6%).
+"""
+import contextlib
+import copy
+
 import pytest
 import torch
 
@@ -16,38 +26,50 @@ CASES = [
     pytest.param('cuda', torch.float16, id='cuda-fp16', marks=_no_gpu),
     pytest.param('cuda', torch.bfloat16, id='cuda-bf16', marks=_no_gpu),
 ]
-#: Relative error (norm of the difference over the reference's) allowed
-#: between two implementations under the same autocast, in units of the
-#: dtype's rounding: each rounds its intermediate results differently.
+#: Relative error (norm of the difference over the exact result's) always
+#: allowed, in units of the dtype's rounding; more only where the plain ops
+#: under the same autocast are further off themselves.
 UNITS = 8
 
 
 def _pass(module, x, device, dtype):
     """Output and gradients (input's, then each parameter's) of one
-    forward and backward under autocast."""
+    forward and backward, under autocast in ``dtype`` (None: without)."""
     x = x.detach().clone().requires_grad_()
     module.zero_grad(set_to_none=True)
-    with torch.autocast(device, dtype=dtype):
+    with (torch.autocast(device, dtype=dtype) if dtype is not None
+          else contextlib.nullcontext()):
         out = module(x)
-    weight = torch.linspace(-1, 1, out.numel(), device=device)
-    (out.float() * weight.view_as(out)).sum().backward()
+    weight = torch.linspace(-1, 1, out.numel(), device=device,
+                            dtype=torch.float64 if dtype is None else None)
+    (out.to(weight.dtype) * weight.view_as(out)).sum().backward()
     return out, [x.grad] + [p.grad for p in module.parameters()]
 
 
-def _assert_close(a, b, dtype, what):
-    assert a.dtype == b.dtype, (what, a.dtype, b.dtype)
-    assert a.isfinite().all() and b.isfinite().all(), what
-    err = ((a.double() - b.double()).norm() / b.double().norm()).item()
-    assert err <= UNITS * torch.finfo(dtype).eps, (what, err)
+def _rel(a, exact):
+    return ((a.double() - exact).norm() / exact.norm()).item()
 
 
-def _check_pair(lean, plain, x, device, dtype):
-    out, grads = _pass(lean, x, device, dtype)
+def _assert_close(new, plain, exact, dtype, what):
+    """``new`` is as close to ``exact`` as ``plain`` (the plain ops under
+    the same autocast) is, give or take a factor of 2, or within UNITS
+    roundings of ``dtype``."""
+    assert new.dtype == plain.dtype, (what, new.dtype, plain.dtype)
+    assert new.isfinite().all() and plain.isfinite().all(), what
+    err, plain_err = _rel(new, exact), _rel(plain, exact)
+    assert err <= max(UNITS * torch.finfo(dtype).eps, 2 * plain_err), (
+        what, err, plain_err)
+
+
+def _check_pair(new, plain, x, device, dtype):
+    exact = copy.deepcopy(plain).double()
+    out, grads = _pass(new, x, device, dtype)
     ref, ref_grads = _pass(plain, x, device, dtype)
-    _assert_close(out, ref, dtype, 'output')
+    exact_out, exact_grads = _pass(exact, x.double(), device, None)
+    _assert_close(out, ref, exact_out, dtype, 'output')
     names = ['input'] + [n for n, _ in plain.named_parameters()]
-    for name, g, r in zip(names, grads, ref_grads):
-        _assert_close(g, r, dtype, name)
+    for name, g, r, e in zip(names, grads, ref_grads, exact_grads):
+        _assert_close(g, r, e, dtype, name)
     return out
 
 
@@ -66,8 +88,11 @@ def test_memory_lean_convffn_matches_plain_ops_under_autocast(
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     _check_pair(lean, plain, x, device, dtype)
-    with torch.no_grad(), torch.autocast(device, dtype=dtype):
-        _assert_close(lean(x), plain(x), dtype, 'inference output')
+    with torch.no_grad():
+        exact = copy.deepcopy(plain).double()(x.double())
+        with torch.autocast(device, dtype=dtype):
+            _assert_close(lean(x), plain(x), exact, dtype,
+                          'inference output')
 
 
 @pytest.mark.parametrize('device, dtype', CASES)
