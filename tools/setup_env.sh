@@ -93,7 +93,7 @@ if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
           "$($VENV/bin/python -c 'import torch.utils.cpp_extension as c; print(c.__file__)')" \
           | sort -uV | tail -1)
     sed -i "s/-std=c++17/-std=${cxx:-c++17}/" "$src/mmcv-$MMCV/setup.py"
-    echo "[setup] compiling mmcv $MMCV with ops (7 to 10 min on 2 idle cores; log: $log)"
+    echo "[setup] compiling mmcv $MMCV with ops (10 to 15 min on 2 idle cores; log: $log)"
     # Python's own CFLAGS (pyenv's: -DNDEBUG -g -fwrapv -O3 -Wall) with -g0:
     # the debug info doubles the compile time of each file (torch's
     # templates) and changes no instruction of the ops. setuptools replaces
