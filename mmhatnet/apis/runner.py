@@ -138,14 +138,15 @@ def train_config(argv: list[str] | None = None) -> Config:
             parser.error(f'{args.config} sets no auto_scale_lr.'
                          f'base_batch_size')
         cfg.auto_scale_lr.enable = True
+    resume = None
     if args.resume is not None:
         resume = (latest_checkpoint(cfg.work_dir) if args.resume == 'auto'
                   else args.resume)
         # no checkpoint in the work dir yet: start from the beginning
         cfg.resume, cfg.load_from = resume is not None, resume
     try:
-        if cfg.get('resume'):
-            load_untrusted(cfg.load_from)
+        if resume is not None:
+            load_untrusted(resume)
         check_config(cfg)
     except ValueError as e:
         parser.error(str(e))

@@ -38,3 +38,10 @@ def test_resume_continues_from_the_newest_complete_checkpoint(tmp_path):
 def test_resume_in_an_empty_work_dir_starts_from_the_beginning(tmp_path):
     cfg = _train_config(tmp_path / 'new', '--resume')
     assert not cfg.resume and cfg.load_from is None
+
+
+def test_resume_set_in_the_config_is_left_to_mmengine(tmp_path):
+    cfg = train_config([CONFIG, '--work-dir', str(tmp_path / 'work'),
+                        '--cfg-options', 'model.backbone.init_cfg=None',
+                        'resume=True'])
+    assert cfg.resume and cfg.get('load_from') is None
