@@ -9,7 +9,7 @@ and Swin-T, at one input size.
     python tools/benchmark.py --arch small --shape 512 512 --onnx
     python tools/benchmark.py --shape 800 1344 --device cuda --amp  # fp16
 
-What each number means: the docstring of mmhatnet/benchmark.py.
+What each number means: the docstring of mmhatnet/analysis/benchmark.py.
 """
 from __future__ import annotations
 

@@ -4,14 +4,31 @@
 
 The result loads as ``load_from`` for configs/imagenet_hatnet_*.py and as
 ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``
-for detection and segmentation.
+for detection and segmentation. The conversion itself is
+``mmhatnet.models.ckpt_convert.convert_official``, a state dict in and out;
+this tool reads and writes the files.
 """
 from __future__ import annotations
 
 import argparse
+import os.path as osp
 
-from mmhatnet.engine import CheckpointError
-from mmhatnet.models.ckpt_convert import RELEASE_ARCHS, convert_file
+from mmhatnet import HATNet
+from mmhatnet.engine import (CheckpointError, load_untrusted, save_checkpoint,
+                             state_dict_of)
+from mmhatnet.models.ckpt_convert import RELEASE_ARCHS, convert_official
+
+
+def convert_file(src: str, dst: str, arch: str | None = None) -> str:
+    """Convert the release file ``src`` (read through the allow-list
+    unpickler) to the OpenMMLab checkpoint ``dst`` (written atomically);
+    returns the arch."""
+    state_dict = state_dict_of(load_untrusted(src), src)
+    arch, converted = convert_official(state_dict, HATNet, arch)
+    meta = dict(arch=arch, source=osp.basename(src),
+                converted_by='mmhatnet tools/convert_official.py')
+    save_checkpoint(dict(state_dict=converted, meta=meta), dst)
+    return arch
 
 
 def main(argv: list[str] | None = None) -> None:

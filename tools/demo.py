@@ -6,8 +6,9 @@ pictures.
         [--task semantic_fpn mask_rcnn imagenet]
 
 The default runs Semantic FPN-Tiny (ADE20K layout) and Mask R-CNN-Tiny
-(COCO layout); ``--task imagenet`` runs the 4-class classifier. The
-schedule is ``mmhatnet/demo/schedule.py``; the logic ``mmhatnet/demo/``.
+(COCO layout) on the configs of the checkout this file is in;
+``--task imagenet`` runs the 4-class classifier. The schedule is
+``mmhatnet/demo/schedule.py``; the logic ``mmhatnet/demo/``.
 """
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ import warnings
 # terminal to the demo's own lines
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from mmhatnet.demo.job import ROOT, run_demo  # noqa: E402
+from mmhatnet.demo.job import run_demo  # noqa: E402
 from mmhatnet.demo.schedule import DEFAULT_TASKS, SCHEDULES  # noqa: E402
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))  # this checkout
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--task', nargs='+', choices=list(SCHEDULES),
                         default=list(DEFAULT_TASKS), help='what to run')
     args = parser.parse_args(argv)
-    run_demo(args.work_dir, {name: SCHEDULES[name] for name in args.task})
+    run_demo(ROOT, args.work_dir,
+             {name: SCHEDULES[name] for name in args.task})
 
 
 if __name__ == '__main__':

@@ -8,11 +8,12 @@
 
 Prints the outputs, the maximum error against eager PyTorch at the export
 size (and, with --dynamic, at another size, neither divisible by 32) and the
-verdict; exits with status 1 if it fails. See README.md, Deployment.
+verdict; exits with status 1 if it fails (mmhatnet/deployment/export.py).
+See README.md, Deployment.
 """
 from __future__ import annotations
 
-from mmhatnet.apis.export import main
+from mmhatnet.deployment.export import main
 
 if __name__ == '__main__':
     main()

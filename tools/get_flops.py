@@ -5,8 +5,9 @@
 
 "full" counts every matrix product, the attention's q @ k^T and attn @ v
 included; "paper" leaves those out, as the HAT-Net paper does
-(mmhatnet/analysis.py lists the ops counted). Default input sizes: 224x224
-(mmpretrain), 512x512 (mmseg), 800x1280 (mmdet).
+(mmhatnet/analysis/flops.py lists the ops counted). Default input sizes
+(mmhatnet/config_tools.py): 224x224 (mmpretrain), 512x512 (mmseg),
+800x1280 (mmdet).
 """
 from __future__ import annotations
 

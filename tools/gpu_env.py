@@ -1,7 +1,8 @@
 """The GPU decisions of ``tools/setup_env.sh``, as pure functions.
 
-Standard library only, Python >= 3.9: the first step runs before the venv
-(and torch) exists. Two steps, because the second needs the installed torch:
+Standard library only, Python >= 3.8 (the set-up of each stack runs it with
+that stack's Python): the first step runs before the venv (and torch)
+exists. Two steps, because the second needs the installed torch:
 
 ``torch``  (system Python, before torch is installed) reads ``nvidia-smi``
     and picks the torch build the driver runs: by default the pinned version
@@ -22,6 +23,9 @@ does not fit and how to fix it, and exits 1. No GPU is never an error: the
 set-up is then for the CPU, and says so. ``TORCH_CUDA_ARCH_LIST`` set without
 a GPU (a login node building for compute nodes) compiles the CUDA ops for
 those architectures.
+
+It is also the one reader of ``nvidia-smi``: ``tools/check.py`` passes its
+:func:`list_gpus` to the self-check.
 
 Usage (what setup_env.sh runs)::
 
@@ -48,7 +52,8 @@ from dataclasses import dataclass, field
 MIN_DRIVER = {11: '450.80.02', 12: '525.60.13', 13: '580.65.06'}
 
 PYTORCH_INDEX = 'https://download.pytorch.org/whl/'
-#: ``nvidia-smi`` query the ``torch`` and ``mmcv`` steps read.
+#: The ``nvidia-smi`` query: the one place that reads nvidia-smi, for the
+#: ``torch`` and ``mmcv`` steps and for ``tools/check.py``.
 SMI_QUERY = ['nvidia-smi', '--query-gpu=name,driver_version,compute_cap',
              '--format=csv,noheader']
 
@@ -83,11 +88,11 @@ class Build:
 
 
 #: The builds of each torch minor version, in the order tried: the default
-#: index's first, then PyTorch's index, newest CUDA first. Verified here: the
-#: default index's torch 2.14.1 is ``2.14.1+cu130`` with kernels for
-#: ``torch.cuda.get_arch_list()`` = sm_75 ... sm_120. Not verifiable from
-#: here (download.pytorch.org is out of reach): the cu128 and cu126 builds
-#: and their architectures are those PyTorch published for 2.8 and 2.9.
+#: index's first, then PyTorch's index, newest CUDA first. The default
+#: index's torch 2.14.1 is ``2.14.1+cu130``, whose
+#: ``torch.cuda.get_arch_list()`` is sm_75 ... sm_120. The cu128 and cu126
+#: entries were not read from PyTorch's index: their architectures are
+#: those PyTorch published for its 2.8 and 2.9 builds.
 BUILDS = {
     '2.14': (
         Build('13.0', '', ('7.5', '8.0', '8.6', '9.0', '10.0', '12.0')),
@@ -400,6 +405,14 @@ def read_smi() -> str | None:
                           f'. Fix the NVIDIA driver (a driver/library '
                           f'version mismatch needs a reboot) and run again')
     return out
+
+
+def list_gpus() -> list[Gpu] | None:
+    """The GPUs ``nvidia-smi`` lists; None without nvidia-smi. Raises
+    :class:`GpuEnvError` where it fails or prints a line that cannot be
+    read."""
+    smi = read_smi()
+    return None if smi is None else parse_gpus(smi)
 
 
 def find_nvcc(env: Mapping[str, str]) -> Nvcc | None:

@@ -75,6 +75,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from ..deployment.export import TensorOutputs, export_module, output_errors
 from ..models import ConvFFN, HATNet
 from ..models.convffn import row_bands
 from .flops import count_flops
@@ -98,8 +99,7 @@ def build_hatnet(arch: str = 'small', config: str | None = None,
     if config is None:
         return HATNet(arch, **kwargs)
     from mmengine.config import Config
-    from mmengine.registry import MODELS
-    import mmhatnet  # noqa: F401 registers HATNet
+    from mmengine.registry import MODELS  # HATNet is registered there
     cfg = copy.deepcopy(Config.fromfile(config).model.backbone)
     if cfg.get('type') != 'HATNet':
         raise ValueError(f'{config}: model.backbone is a '
@@ -361,17 +361,16 @@ def onnx_latency(net: HATNet, shape: Sequence[int], batch: int = 1,
                  log: Callable[[str], None] | None = None) -> list[dict]:
     """``net``'s forward (eval mode, no grad) in eager PyTorch and in
     onnxruntime's CPU provider, as graphs with dynamic batch, height and
-    width from :func:`mmhatnet.apis.export.export_module` (``exporter``),
-    run with as many threads as torch uses. Same process, same input, each
-    timed call after an untimed one, rounds interleaved: records ``name``,
-    ``forward_s`` and ``forward_cpu_s`` (medians) and ``max_rel``, the
-    graph's error against eager (``max |onnx - eager| / max |eager|``)."""
+    width from :func:`mmhatnet.deployment.export.export_module`
+    (``exporter``), run with as many threads as torch uses. Same process,
+    same input, each timed call after an untimed one, rounds interleaved:
+    records ``name``, ``forward_s`` and ``forward_cpu_s`` (medians) and
+    ``max_rel``, the graph's error against eager
+    (:func:`~mmhatnet.deployment.export.output_errors`)."""
     import tempfile
 
-    import numpy as np
     import onnxruntime as ort
 
-    from ..apis.export import TensorOutputs, export_module
     log = log or (lambda _: None)
     holder = nn.Module()
     holder.backbone = net.eval()
@@ -391,9 +390,7 @@ def onnx_latency(net: HATNet, shape: Sequence[int], batch: int = 1,
             f'onnxruntime ({exporter})': lambda: session.run(None, feed)}
     with torch.no_grad():
         expected = [t.numpy() for t in module(x)]
-    got = session.run(None, feed)
-    max_rel = max(float(np.abs(g - e).max() / np.abs(e).max())
-                  for g, e in zip(got, expected))
+    _, max_rel = output_errors(session.run(None, feed), expected)
     timed = _timer(torch.device('cpu'))
     times = {name: [] for name in runs}
     for r in range(repeats):

@@ -35,23 +35,15 @@ products).
 """
 from __future__ import annotations
 
-import copy
-import importlib
 from collections.abc import Callable, Sequence
 
 import torch
-from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from ..config_tools import DEFAULT_SHAPES, build_model, load_config
 from ..models.convffn import row_bands
-
-DEFAULT_SHAPES = {
-    'mmpretrain': (224, 224),
-    'mmseg': (512, 512),
-    'mmdet': (800, 1280),
-}
 
 _aten = torch.ops.aten
 # norm op -> position of its affine weight argument (the ops this torch has:
@@ -141,28 +133,6 @@ def count_flops(fn: Callable[[], object]) -> int:
     with counter:
         fn()
     return 2 * (counter.macs['layers'] + counter.macs['attention'])
-
-
-def load_config(config: str, cfg_options: dict | None = None) -> Config:
-    """The config at ``config`` with ``cfg_options`` merged in."""
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
-
-
-def build_model(cfg: Config) -> nn.Module:
-    """The whole model of ``cfg`` in eval mode, built through the registry
-    of its ``default_scope``, with no backbone checkpoint."""
-    scope = cfg.get('default_scope')
-    if scope not in DEFAULT_SHAPES:
-        raise ValueError(f'default_scope must be one of '
-                         f'{sorted(DEFAULT_SHAPES)}, got {scope!r}')
-    registry = importlib.import_module(f'{scope}.registry').MODELS
-    model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.backbone.init_cfg = None
-    with DefaultScope.overwrite_default_scope(scope):
-        return registry.build(model_cfg).eval()
 
 
 def _dummy_forward(model: nn.Module, scope: str,

@@ -14,7 +14,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from ..engine import check_config, load_untrusted
+from ..engine import load_untrusted
+from .config_check import check_config
 
 
 @contextlib.contextmanager

@@ -4,6 +4,10 @@ mmengine's ``LocalVisBackend`` writes one json object per line to
 ``<work_dir>/<timestamp>/vis_data/scalars.json``: training lines hold the
 losses at ``step`` = iteration, validation lines the metrics at ``step`` =
 iteration (iteration-based loops) or epoch (epoch-based loops).
+
+The figures are matplotlib ``Figure`` objects, not pyplot's: they are
+drawn straight to PNG files, with no backend chosen for the process and no
+display needed.
 """
 from __future__ import annotations
 
@@ -11,10 +15,7 @@ import json
 import os.path as osp
 from collections import defaultdict
 
-import matplotlib
-
-matplotlib.use('Agg')  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 
 def read_scalars(path: str) -> list[dict]:
@@ -33,13 +34,18 @@ def _series(records: list[dict], keys) -> dict[str, tuple[list, list]]:
     return dict(series)
 
 
-def _save(fig, ax, path: str) -> str:
-    """Legend, grid, write ``path``, close the figure."""
+def _figure() -> tuple[Figure, object]:
+    """A 600x360-pixel figure and its axes."""
+    fig = Figure(figsize=(6, 3.6), dpi=100)
+    return fig, fig.subplots()
+
+
+def _save(fig: Figure, ax, path: str) -> str:
+    """Legend, grid, write ``path``."""
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -72,7 +78,7 @@ def write_curves(scalars: str, out_dir: str, title: str,
                          f'metrics {metrics}; found keys '
                          f'{sorted({k for r in records for k in r})}')
     files = []
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    fig, ax = _figure()
     for key in losses:
         steps, values = loss[key]
         ax.plot(steps, values, label=key,
@@ -81,7 +87,7 @@ def write_curves(scalars: str, out_dir: str, title: str,
            title=f'{title}: training loss')
     files.append(_save(fig, ax, osp.join(out_dir, 'loss.png')))
 
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    fig, ax = _figure()
     for key in metrics:
         steps, values = metric[key]
         ax.plot([s * iters_per_step for s in steps], values, 'o-', label=key)

@@ -5,9 +5,11 @@ Each task (:mod:`mmhatnet.demo.schedule`) runs through
 :func:`mmhatnet.apis.train` and :func:`mmhatnet.apis.test`, the code of
 ``tools/train.py`` and ``tools/test.py``, on its shipped config with the
 schedule's overrides, written to ``<work_dir>/<task>/<task>.py``. The
-terminal gets one line per phase and progress bars; everything the
-runners print goes to ``<work_dir>/<task>/console.log`` (and mmengine's
-own log under the run folders).
+shipped configs are those of the mmhatnet checkout ``root`` that the caller
+names (``tools/demo.py`` passes its own). The terminal gets one line per
+phase and progress bars; everything the runners print goes to
+``<work_dir>/<task>/console.log`` (and mmengine's own log under the run
+folders).
 """
 from __future__ import annotations
 
@@ -34,13 +36,13 @@ from rich.progress import (
 from rich.table import Table
 
 from ..apis import test, train, working_dir
+from ..config_tools import image_size_options, shipped_config
 from .chance import chance
 from .curves import write_curves
 from .data import make_demo_data
 from .hooks import progress_to
-from .schedule import DEFAULT_TASKS, SCHEDULES, Schedule, iterations, options
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from .schedule import (DEFAULT_TASKS, SCHEDULES, Schedule, image_sizes,
+                       iterations, options)
 
 
 @dataclass
@@ -85,15 +87,19 @@ def _output_to(path: str) -> Iterator[None]:
             os.close(saved[1])
 
 
-def write_config(name: str, s: Schedule, task_dir: str) -> str:
-    """Write the shipped config merged with the schedule; return its path.
+def write_config(root: str, name: str, s: Schedule, task_dir: str) -> str:
+    """Write the shipped config of the checkout ``root`` merged with the
+    schedule; return its path.
 
     The demo's two hooks are added: progress bars and the pictures.
     """
-    cfg = Config.fromfile(osp.join(ROOT, s.config))
+    cfg = Config.fromfile(shipped_config(root, s.config))
     cfg.merge_from_dict(options(s))
-    cfg.custom_imports = dict(imports=['mmhatnet', 'mmhatnet.demo.hooks'],
-                              allow_failed_imports=False)
+    # by type, in the pipelines as options(s) left them
+    cfg.merge_from_dict(image_size_options(cfg, **image_sizes(s)))
+    cfg.custom_imports = dict(
+        imports=[*cfg.custom_imports.imports, 'mmhatnet.demo.hooks'],
+        allow_failed_imports=False)
     draw_args = dict(pred_score_thr=0.5) if s.data == 'coco' else {}
     cfg.custom_hooks = [
         *cfg.get('custom_hooks', []),
@@ -128,7 +134,7 @@ def _scalars(run_dir: str) -> str:
     return path
 
 
-def run_task(name: str, s: Schedule, work_dir: str,
+def run_task(root: str, name: str, s: Schedule, work_dir: str,
              console: Console) -> Result:
     """Generate the data, train, test, draw; one line per phase."""
     start = time.perf_counter()
@@ -136,7 +142,7 @@ def run_task(name: str, s: Schedule, work_dir: str,
     _fresh(task_dir, f'{name}.py')
     log = osp.join(task_dir, 'console.log')
     rel = osp.relpath(task_dir)
-    console.print(f'[bold]{s.title}[/bold]  (config {s.config}; '
+    console.print(f'[bold]{s.title}[/bold]  (config configs/{s.config}; '
                   f'logs in {rel}/)')
 
     t = time.perf_counter()
@@ -148,7 +154,7 @@ def run_task(name: str, s: Schedule, work_dir: str,
                   f'{osp.relpath(roots[s.data])} '
                   f'({time.perf_counter() - t:.0f} s)')
 
-    config = write_config(name, s, task_dir)
+    config = write_config(root, name, s, task_dir)
     run_dir = osp.join(task_dir, 'train')
     bar = Progress(TextColumn('  {task.description}'), BarColumn(),
                    MofNCompleteColumn(), TimeElapsedColumn(),
@@ -181,7 +187,7 @@ def run_task(name: str, s: Schedule, work_dir: str,
                   (time.perf_counter() - start) / 60)
 
 
-def summary(results: dict[str, Result], root: str = ROOT) -> dict:
+def summary(results: dict[str, Result], root: str) -> dict:
     """The ``summary.json`` content: paths relative to ``root``."""
     return {name: {'metrics': r.metrics,
                    'pictures': [osp.relpath(p, root) for p in r.pictures],
@@ -204,10 +210,13 @@ def results_table(results: dict[str, Result]) -> Table:
     return table
 
 
-def run_demo(work_dir: str, tasks: dict[str, Schedule] | None = None,
+def run_demo(root: str, work_dir: str,
+             tasks: dict[str, Schedule] | None = None,
              console: Console | None = None) -> dict:
-    """Run ``tasks`` (default: the detection and segmentation job), print
-    the table and write ``<work_dir>/summary.json``; return the summary.
+    """Run ``tasks`` (default: the detection and segmentation job) on the
+    configs of the mmhatnet checkout ``root``, print the table and write
+    ``<work_dir>/summary.json`` (paths relative to ``root``); return the
+    summary.
     """
     if tasks is None:
         tasks = {name: SCHEDULES[name] for name in DEFAULT_TASKS}
@@ -219,9 +228,9 @@ def run_demo(work_dir: str, tasks: dict[str, Schedule] | None = None,
     work_dir = osp.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)
     start, cpu = time.perf_counter(), time.process_time()
-    results = {name: run_task(name, s, work_dir, console)
+    results = {name: run_task(root, name, s, work_dir, console)
                for name, s in tasks.items()}
-    out = summary(results)
+    out = summary(results, root)
     path = osp.join(work_dir, 'summary.json')
     with open(path, 'w') as f:
         json.dump(out, f, indent=2)

@@ -8,7 +8,9 @@ dominate its time at this image size; the images hold at most 4 objects).
 The learning rate is higher than the paper's (4e-4, not 1e-4) with a short
 warm-up and cosine decay, because the schedule is a few hundred iterations
 rather than 80k. :func:`options` turns a :class:`Schedule` into the
-config overrides; the demo writes the merged config next to its results.
+config overrides and :func:`image_sizes` into its image sizes, which
+:func:`mmhatnet.config_tools.image_size_options` gives the pipeline steps
+found by type; the demo writes the merged config next to its results.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ class Schedule:
 
     Attributes:
         title: What the terminal calls it.
-        config: The shipped config, relative to the checkout.
+        config: The shipped config, a file in the checkout's ``configs/``.
         data: The :mod:`mmhatnet.demo.data` task that feeds it.
         num_train: Generated training images (per class for ImageNet).
         num_val: Held-out images (per class for ImageNet); the test set.
@@ -58,20 +60,20 @@ class Schedule:
 SCHEDULES = {
     'semantic_fpn': Schedule(
         title='Semantic FPN-Tiny (ADE20K layout)',
-        config='configs/fpn_hatnet_tiny.py', data='ade',
+        config='fpn_hatnet_tiny.py', data='ade',
         num_train=120, num_val=24, length=300, val_every=100, batch=8,
         scale=(1024, 256), crop=(128, 128), lr=4e-4, warmup=50,
         metrics=('mIoU', )),
     'mask_rcnn': Schedule(
         title='Mask R-CNN-Tiny (COCO layout)',
-        config='configs/mask-rcnn_hatnet_tiny.py', data='coco',
+        config='mask-rcnn_hatnet_tiny.py', data='coco',
         num_train=120, num_val=24, length=4, val_every=1, batch=4,
         scale=(320, 256), lr=4e-4, warmup=50, unit='epoch',
         metrics=('coco/bbox_mAP', 'coco/segm_mAP'),
         extra=dict(proposals=300, rois=64, detections=20)),
     'imagenet': Schedule(
         title='ImageNet classifier-Tiny (4 classes)',
-        config='configs/imagenet_hatnet_tiny.py', data='imagenet',
+        config='imagenet_hatnet_tiny.py', data='imagenet',
         num_train=48, num_val=16, length=12, val_every=4, batch=16,
         scale=(64, 64), lr=1e-3, warmup=12, unit='epoch',
         metrics=('accuracy/top1', )),
@@ -107,13 +109,7 @@ def _loaders(s: Schedule) -> dict:
 
 
 def _fpn(s: Schedule) -> dict:
-    long, short = s.scale
     return {
-        'model.data_preprocessor.size': s.crop,
-        'train_dataloader.dataset.pipeline.3.scale': (long, short),
-        'train_dataloader.dataset.pipeline.4.crop_size': s.crop,
-        'val_dataloader.dataset.pipeline.1.scale': (long, short),
-        'test_dataloader.dataset.pipeline.1.scale': (long, short),
         'train_cfg.max_iters': s.length,
         'train_cfg.val_interval': s.val_every,
         'default_hooks.checkpoint.interval': s.length,
@@ -123,9 +119,6 @@ def _fpn(s: Schedule) -> dict:
 def _mask_rcnn(s: Schedule) -> dict:
     proposals, rois = s.extra['proposals'], s.extra['rois']
     return {
-        'train_dataloader.dataset.pipeline.2.scale': s.scale,
-        'val_dataloader.dataset.pipeline.1.scale': s.scale,
-        'test_dataloader.dataset.pipeline.1.scale': s.scale,
         'model.train_cfg.rpn_proposal.nms_pre': proposals * 2,
         'model.train_cfg.rpn_proposal.max_per_img': proposals,
         'model.train_cfg.rcnn.sampler.num': rois,
@@ -150,10 +143,6 @@ def _imagenet(s: Schedule) -> dict:
                  crop_ratio_range=(0.5, 1.0)),
             dict(type='RandomFlip', prob=0.5, direction='horizontal'),
             dict(type='PackInputs')],
-        'val_dataloader.dataset.pipeline.1.scale': crop * 8 // 7,
-        'val_dataloader.dataset.pipeline.2.crop_size': crop,
-        'test_dataloader.dataset.pipeline.1.scale': crop * 8 // 7,
-        'test_dataloader.dataset.pipeline.2.crop_size': crop,
         'val_evaluator.topk': (1, ), 'test_evaluator.topk': (1, ),
         'train_cfg.max_epochs': s.length,
         'train_cfg.val_interval': s.val_every,
@@ -164,8 +153,20 @@ def _imagenet(s: Schedule) -> dict:
 _OPTIONS = {'ade': _fpn, 'coco': _mask_rcnn, 'imagenet': _imagenet}
 
 
+def image_sizes(s: Schedule) -> dict:
+    """The image sizes of a schedule, as ``scale`` and ``crop`` of
+    :func:`mmhatnet.config_tools.image_size_options`."""
+    if s.data == 'ade':
+        return dict(scale=s.scale, crop=s.crop)
+    if s.data == 'coco':
+        return dict(scale=s.scale)
+    # ImageNet's test protocol: resize the short edge to 8/7 of the crop
+    return dict(scale=s.scale[0] * 8 // 7, crop=s.scale[0])
+
+
 def options(s: Schedule) -> dict:
-    """The config overrides (``--cfg-options`` keys) of a schedule."""
+    """The config overrides (``--cfg-options`` keys) of a schedule, but for
+    the image sizes (:func:`image_sizes`)."""
     return {
         'model.backbone.init_cfg': None,  # from scratch
         'model.backbone.drop_path_rate': 0.0,  # too short to regularise

@@ -1,7 +1,6 @@
 """The runtime pieces mmhatnet adds to mmengine runners: hooks, the atomic
-checkpoint backend, safe loading of untrusted checkpoints and the config
-check of ``tools/train.py``."""
-from .config_check import check_config
+checkpoint backend and safe loading of untrusted checkpoints. The lowest
+layer of the package: it imports nothing else of mmhatnet."""
 from .fileio import (ATOMIC_BACKEND, AtomicLocalBackend, save_checkpoint,
                      write_atomically)
 from .hooks import FiniteLossHook, StepSeedHook
@@ -10,7 +9,6 @@ from .safe_load import (CheckpointError, load_untrusted, state_dict_of,
 
 __all__ = [
     'ATOMIC_BACKEND', 'AtomicLocalBackend', 'CheckpointError',
-    'FiniteLossHook', 'StepSeedHook', 'check_config', 'load_untrusted',
-    'save_checkpoint', 'state_dict_of', 'use_safe_loading_in_mmengine',
-    'write_atomically'
+    'FiniteLossHook', 'StepSeedHook', 'load_untrusted', 'save_checkpoint',
+    'state_dict_of', 'use_safe_loading_in_mmengine', 'write_atomically'
 ]

@@ -28,14 +28,15 @@ from .export_mode import is_exporting
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
               key_mask: torch.Tensor | None = None,
-              fused: bool = True) -> torch.Tensor:
+              fused_attention: bool = True) -> torch.Tensor:
     """``softmax(q k^T / sqrt(d)) v`` over the last two dimensions.
 
     ``key_mask`` (bool, broadcastable to (..., 1, S)) marks the keys that take
-    part; every query must have at least one. ``fused`` selects torch's
-    ``scaled_dot_product_attention``; the plain path is its reference.
+    part; every query must have at least one. ``fused_attention`` selects
+    torch's ``scaled_dot_product_attention``; the plain path is its
+    reference.
     """
-    if fused:
+    if fused_attention:
         if key_mask is not None and is_exporting():
             # the same softmax with an additive mask, the only kind that
             # mmdeploy's rewrite of this function reads
@@ -78,8 +79,8 @@ class HierarchicalAttention(nn.Module):
         head_dim: channels per head; C must be a multiple of it.
         grid_size: G1. 1 makes the module plain global MHSA.
         pool_ratio: G2, kernel and stride of the average pooling.
-        fused: use ``scaled_dot_product_attention`` (True) or the plain
-            ``softmax(q k^T) v`` reference (False).
+        fused_attention: use ``scaled_dot_product_attention`` (True) or
+            the plain ``softmax(q k^T) v`` reference (False).
 
     The steps are laid out for channels-last maps (HATNet runs so on CPU):
     there q, k, v and the attention outputs are views, and the only copies
@@ -88,7 +89,7 @@ class HierarchicalAttention(nn.Module):
     """
 
     def __init__(self, dim: int, head_dim: int, grid_size: int = 1,
-                 pool_ratio: int = 1, fused: bool = True):
+                 pool_ratio: int = 1, fused_attention: bool = True):
         super().__init__()
         if dim % head_dim:
             raise ValueError(
@@ -97,7 +98,7 @@ class HierarchicalAttention(nn.Module):
         self.head_dim = head_dim
         self.grid_size = grid_size
         self.pool_ratio = pool_ratio
-        self.fused = fused
+        self.fused_attention = fused_attention
 
         self.norm = nn.GroupNorm(1, dim, eps=1e-6)
         self.qkv = nn.Conv2d(dim, dim * 3, 1)
@@ -113,7 +114,7 @@ class HierarchicalAttention(nn.Module):
         if self.grid_size == 1:
             qkv = _tokens(self.qkv(self.norm(x)))  # (B, HW, 3C)
             q, k, v = self._split_heads(qkv, 3)
-            out = attention(q, k, v, fused=self.fused)
+            out = attention(q, k, v, fused_attention=self.fused_attention)
             return self.proj(_to_map(out, H, W))
 
         local = self.grid_norm(self._local_attention(x))
@@ -121,7 +122,7 @@ class HierarchicalAttention(nn.Module):
         pooled = F.avg_pool2d(local, self.pool_ratio, ceil_mode=True)
         kv = _tokens(self.kv(self.ds_norm(pooled)))  # (B, hw, 2C)
         k, v = self._split_heads(kv, 2)
-        out = attention(q, k, v, fused=self.fused)
+        out = attention(q, k, v, fused_attention=self.fused_attention)
         return self.proj(_to_map(out, H, W) + local)
 
     def _split_heads(self, tokens: torch.Tensor,
@@ -159,7 +160,8 @@ class HierarchicalAttention(nn.Module):
             B * gh * gw, g * g, C)
         qkv = F.linear(cells, self.qkv.weight.flatten(1), self.qkv.bias)
         q, k, v = self._split_heads(qkv, 3)  # (B * gh * gw, nh, G1^2, hd)
-        out = attention(q, k, v, mask, fused=self.fused)
+        out = attention(q, k, v, mask,
+                        fused_attention=self.fused_attention)
         # (B * gh * gw, nh, G1 * G1, hd) -> (B, gh, G1, gw, G1, C)
         out = out.transpose(1, 2).reshape(B, gh, gw, g, g, C).transpose(2, 3)
         if mask is not None:

@@ -2,10 +2,11 @@
 GN -> 1x1 expand (C -> E*C) -> SiLU -> KxK depthwise -> SiLU -> 1x1 project
 (E*C -> C) -> GN.
 
-Two implementations behind one switch, ``memory_lean``, each the other's
-reference (as ``fused`` is for attention):
+Two implementations behind one switch, ``lean_ffn`` (HATNet's argument of
+the same name), each the other's reference (as ``fused_attention`` is for
+attention):
 
-- plain (``memory_lean=False``): the layers as autograd ops, which keep four
+- plain (``lean_ffn=False``): the layers as autograd ops, which keep four
   E*C-channel maps for backward;
 - memory-lean (default): a custom autograd Function that keeps two, the
   inputs of the two SiLUs, and recomputes the SiLUs in backward
@@ -17,7 +18,9 @@ Why bands: on CPU, glibc serves buffers over 32 MB with fresh pages, and
 faulting them in costs as much as a pass of SiLU over them. The bands are
 about 8 MB (:data:`BAND_BYTES`), so their buffers are reused;
 :func:`row_bands` changes that size for a block of code (the tests cut maps
-into 2-row bands; the benchmark and the FLOP counter switch bands off).
+into 2-row bands; the benchmark and the FLOP counter switch bands off). The
+setting is a :class:`contextvars.ContextVar`: it holds in the current
+thread (or asyncio task) only, and each thread starts from the default.
 Off CPU there is one band.
 
 Outputs and gradients of the two implementations agree up to the order of
@@ -31,6 +34,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +48,15 @@ from .export_mode import is_exporting
 #: fewest rows a band has (its halo rows are recomputed).
 BAND_BYTES = 8 << 20
 BAND_MIN_ROWS = 8
-_bands = {'max_bytes': BAND_BYTES, 'min_rows': BAND_MIN_ROWS}
+
+
+class _Bands(NamedTuple):
+    max_bytes: int | None  # None: one band
+    min_rows: int
+
+
+_BANDS: ContextVar[_Bands] = ContextVar(
+    'row_bands', default=_Bands(BAND_BYTES, BAND_MIN_ROWS))
 
 
 @contextlib.contextmanager
@@ -53,17 +66,17 @@ def row_bands(max_bytes: int | None = BAND_BYTES,
     into bands of at most ``max_bytes`` of E*C-channel map and at least
     ``min_rows`` rows; ``max_bytes=None`` runs each map as one band.
 
-    The setting is process-wide (not per thread) and restored on exit.
+    The setting holds in the current context (thread or asyncio task) and
+    is restored on exit.
     """
     if max_bytes is not None and max_bytes < 1 or min_rows < 1:
         raise ValueError(f'row_bands needs max_bytes >= 1 or None and '
                          f'min_rows >= 1, got {max_bytes}, {min_rows}')
-    saved = dict(_bands)
-    _bands.update(max_bytes=max_bytes, min_rows=min_rows)
+    token = _BANDS.set(_Bands(max_bytes, min_rows))
     try:
         yield
     finally:
-        _bands.update(saved)
+        _BANDS.reset(token)
 
 
 class ConvFFN(nn.Module):
@@ -73,7 +86,7 @@ class ConvFFN(nn.Module):
         dim: channels C.
         expansion: E; the hidden maps have E*C channels.
         kernel_size: K of the depthwise convolution (odd).
-        memory_lean: the memory-lean autograd Function with CPU row bands
+        lean_ffn: the memory-lean autograd Function with CPU row bands
             (True) or the plain autograd ops (False); see the module
             docstring.
 
@@ -84,10 +97,10 @@ class ConvFFN(nn.Module):
     """
 
     def __init__(self, dim: int, expansion: int, kernel_size: int,
-                 memory_lean: bool = True):
+                 lean_ffn: bool = True):
         super().__init__()
         hidden = dim * expansion
-        self.memory_lean = memory_lean
+        self.lean_ffn = lean_ffn
         self.conv1 = nn.Sequential(
             nn.GroupNorm(1, dim, eps=1e-6),
             nn.Conv2d(dim, hidden, 1, bias=False))
@@ -120,7 +133,7 @@ class ConvFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         normed = self.norm(x)
-        if not self.memory_lean or is_exporting():
+        if not self.lean_ffn or is_exporting():
             h = F.silu(self.expand(normed))
             return self.out_norm(self.project(F.silu(self.depthwise(h))))
         weights = (self.expand.weight, self.depthwise.weight,
@@ -141,9 +154,10 @@ def _row_bands(x: torch.Tensor, channels: int, halo: int):
     ``[a, b)`` with the halo."""
     height, width = x.shape[-2:]
     rows = height
-    if x.device.type == 'cpu' and _bands['max_bytes'] is not None:
+    bands = _BANDS.get()
+    if x.device.type == 'cpu' and bands.max_bytes is not None:
         row_bytes = x.shape[0] * channels * width * x.element_size()
-        rows = max(_bands['min_rows'], _bands['max_bytes'] // row_bytes)
+        rows = max(bands.min_rows, bands.max_bytes // row_bytes)
     for r0 in range(0, height, rows):
         r1 = min(r0 + rows, height)
         yield r0, r1, max(r0 - halo, 0), min(r1 + halo, height)

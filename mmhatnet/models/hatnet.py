@@ -28,10 +28,10 @@ class HATBlock(nn.Module):
 
     def __init__(self, dim: int, head_dim: int, grid_size: int,
                  pool_ratio: int, expansion: int, kernel_size: int,
-                 drop_path: float, fused: bool, lean_ffn: bool):
+                 drop_path: float, fused_attention: bool, lean_ffn: bool):
         super().__init__()
         self.attn = HierarchicalAttention(dim, head_dim, grid_size,
-                                          pool_ratio, fused)
+                                          pool_ratio, fused_attention)
         self.conv = ConvFFN(dim, expansion, kernel_size, lean_ffn)
         self.drop_path = DropPath(drop_path) if drop_path else nn.Identity()
 

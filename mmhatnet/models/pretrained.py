@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import os
 
-import torch
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
 from ..engine.safe_load import CheckpointError, state_dict_of
-
-# ckpt_convert and hatnet import each other's modules through this one:
-# their names are imported where used.
+from .ckpt_convert import (convert_official, fitting_arch, layout_problems,
+                           state_layout)
 
 CONVERT = 'python tools/convert_official.py HAT-Net_<Arch>.pth {dst}'
 
@@ -46,33 +44,10 @@ def _prefixes(state_dict: dict) -> str:
                      sorted(counts.items(), key=lambda kv: -kv[1])[:6])
 
 
-def _problems(state_dict: dict, layout: dict) -> list:
-    from .ckpt_convert import layout_problems
-    return layout_problems(state_dict, layout)
-
-
-def _count(problems: list) -> int:
-    """The number of keys in ``layout_problems``' report."""
-    return sum(int(p.split()[0]) for p in problems)
-
-
-def _fitting_arch(state_dict: dict) -> str | None:
-    """The HAT-Net variant whose backbone keys and shapes ``state_dict``
-    has exactly, or None."""
-    from .ckpt_convert import RELEASE_ARCHS, layout_problems
-    from .hatnet import HATNet
-    for arch in RELEASE_ARCHS:
-        with torch.device('meta'):
-            layout = {k: tuple(v.shape)
-                      for k, v in HATNet(arch).state_dict().items()}
-        if not layout_problems(state_dict, layout):
-            return arch
-    return None
-
-
-def _candidates(state_dict: dict, prefix: str | None) -> list:
-    """(description, backbone state dict) readings of ``state_dict``."""
-    from .ckpt_convert import convert_official
+def _candidates(state_dict: dict, prefix: str | None,
+                backbone: type[nn.Module]) -> list:
+    """(description, backbone state dict) readings of ``state_dict`` for a
+    ``backbone`` model."""
     readings = []
     if prefix:
         picked = {k[len(prefix):]: v for k, v in state_dict.items()
@@ -81,7 +56,7 @@ def _candidates(state_dict: dict, prefix: str | None) -> list:
     else:
         readings.append(('its keys as they are', state_dict))
     try:
-        _, converted = convert_official(state_dict)
+        _, converted = convert_official(state_dict, backbone)
     except CheckpointError:
         pass
     else:  # the authors' release: convert it as the converter would
@@ -111,18 +86,19 @@ def load_pretrained(model: nn.Module, checkpoint: str,
     if state_dict and all(k.startswith('module.') for k in state_dict):
         state_dict = {k[len('module.'):]: v for k, v in state_dict.items()}
 
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    readings = _candidates(state_dict, prefix)
-    for how, candidate in readings:
-        if not _problems(candidate, expected):
+    expected = state_layout(model)
+    readings = [(how, candidate, layout_problems(candidate, expected))
+                for how, candidate in _candidates(state_dict, prefix,
+                                                  type(model))]
+    for how, candidate, problems in readings:
+        if not problems:
             model.load_state_dict(candidate, strict=True)
             print_log(f'HATNet: loaded all {len(expected)} backbone tensors '
                       f'from {checkpoint} ({how})', logger='current')
             return
 
-    how, best = min(readings, key=lambda r: _count(
-        _problems(r[1], expected)))
-    fits = _fitting_arch(best)
+    how, best, problems = min(readings, key=lambda r: len(r[2]))
+    fits = fitting_arch(best, type(model))
     fixes = []
     if fits is not None:
         fixes.append(f"its shapes fit arch='{fits}': set "
@@ -139,5 +115,4 @@ def load_pretrained(model: nn.Module, checkpoint: str,
         f'{checkpoint} does not fit this HATNet backbone, so it is not '
         f'loaded. The file holds top-level keys {top}; its state dict has '
         f'{len(state_dict)} tensors with prefixes {_prefixes(state_dict)}. '
-        f'Read as {how}: ' + '; '.join(_problems(best, expected)) +
-        '. Fix: ' + '; or '.join(fixes))
+        f'Read as {how}: {problems}. Fix: ' + '; or '.join(fixes))

@@ -59,7 +59,7 @@ def test_attention_products_alike_fused_and_explicit(fused):
     # 2 heads of 4 channels on 10x12: grids of 4x4 padded to 12x12, and
     # every real token over 5x6 pooled tokens (pooling 2)
     attn = HierarchicalAttention(8, 4, grid_size=4, pool_ratio=2,
-                                 fused=fused)
+                                 fused_attention=fused)
     macs = _count(attn, torch.randn(1, 8, 10, 12))
     per_head = 144 * 16 * (4 + 4) + 120 * 30 * (4 + 4)
     assert macs['attention'] == 2 * per_head

@@ -21,8 +21,11 @@ from mmhatnet.demo.data import (
     make_demo_data,
 )
 from mmhatnet.demo.hooks import DemoPicturesHook
-from mmhatnet.demo.job import ROOT, run_demo, write_config
+from mmhatnet.demo.job import run_demo, write_config
 from mmhatnet.demo.schedule import DEFAULT_TASKS, SCHEDULES
+
+#: the checkout whose configs the demo trains
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 #: The default tasks at a size a test can afford: 2 training iterations.
 TINY = {
@@ -42,7 +45,7 @@ def demo(tmp_path_factory):
     tasks = {name: dataclasses.replace(SCHEDULES[name], **TINY[name])
              for name in DEFAULT_TASKS}
     terminal = io.StringIO()
-    out = run_demo(str(work_dir), tasks,
+    out = run_demo(ROOT, str(work_dir), tasks,
                    Console(file=terminal, width=200))
     return work_dir, out, terminal.getvalue()
 
@@ -118,9 +121,10 @@ def test_write_curves(tmp_path):
 
 @pytest.mark.parametrize('name', list(SCHEDULES))
 def test_schedule_reaches_the_shipped_config(tmp_path, name):
-    """The overrides land on the steps they mean (they index pipelines)."""
+    """The overrides land on the steps they mean (they index pipelines,
+    found by type)."""
     s = SCHEDULES[name]
-    cfg = Config.fromfile(write_config(name, s, str(tmp_path)))
+    cfg = Config.fromfile(write_config(ROOT, name, s, str(tmp_path)))
     assert cfg.model.backbone.init_cfg is None
     assert cfg.optim_wrapper.optimizer.lr == s.lr
     steps = {loader: {t['type']: t for t in
@@ -171,7 +175,7 @@ def imagenet_demo(tmp_path_factory):
     task = dataclasses.replace(SCHEDULES['imagenet'], num_train=2,
                                num_val=1, length=1, val_every=1, batch=4,
                                scale=(32, 32), warmup=1, pictures=2)
-    out = run_demo(str(work_dir), {'imagenet': task},
+    out = run_demo(ROOT, str(work_dir), {'imagenet': task},
                    Console(file=io.StringIO()))
     return work_dir, out
 
@@ -236,6 +240,7 @@ def test_refuses_to_empty_a_folder_it_did_not_make(tmp_path):
     mine.parent.mkdir()
     mine.write_text('keep')
     with pytest.raises(FileExistsError, match='semantic_fpn.py'):
-        run_demo(str(tmp_path), {'semantic_fpn': SCHEDULES['semantic_fpn']},
+        run_demo(ROOT, str(tmp_path),
+                 {'semantic_fpn': SCHEDULES['semantic_fpn']},
                  Console(file=io.StringIO()))
     assert mine.read_text() == 'keep'

@@ -40,7 +40,8 @@ def restricted_reference(m: HierarchicalAttention, x: torch.Tensor):
 @pytest.mark.parametrize('size', [(16, 24), (13, 21), (5, 3)],
                          ids=['divisible', 'partly-padded', 'below-grid'])
 def test_padding_never_leaks(size, fused):
-    m = HierarchicalAttention(32, 8, grid_size=8, pool_ratio=4, fused=fused)
+    m = HierarchicalAttention(32, 8, grid_size=8, pool_ratio=4,
+                              fused_attention=fused)
     for t in m.parameters():  # far from identity: every path matters
         torch.nn.init.normal_(t, std=0.5)
     x = torch.randn(2, 32, *size)
@@ -53,8 +54,10 @@ def test_padding_never_leaks(size, fused):
 @pytest.mark.parametrize('size', [(16, 16), (11, 19)],
                          ids=['unpadded', 'padded'])
 def test_fused_matches_plain_in_output_and_gradients(grid_size, size):
-    plain = HierarchicalAttention(64, 16, grid_size, 4, fused=False)
-    fused = HierarchicalAttention(64, 16, grid_size, 4, fused=True)
+    plain = HierarchicalAttention(64, 16, grid_size, 4,
+                                  fused_attention=False)
+    fused = HierarchicalAttention(64, 16, grid_size, 4,
+                                  fused_attention=True)
     fused.load_state_dict(plain.state_dict())
     x = torch.randn(2, 64, *size)
     outs, grads = [], []

@@ -78,10 +78,10 @@ def _check_pair(new, plain, x, device, dtype):
 def test_memory_lean_convffn_matches_plain_ops_under_autocast(
         bands, device, dtype, channels_last):
     torch.manual_seed(0)
-    lean = ConvFFN(16, 4, 3, memory_lean=True)
+    lean = ConvFFN(16, 4, 3, lean_ffn=True)
     for p in lean.parameters():
         torch.nn.init.normal_(p, std=0.3)
-    plain = ConvFFN(16, 4, 3, memory_lean=False)
+    plain = ConvFFN(16, 4, 3, lean_ffn=False)
     plain.load_state_dict(lean.state_dict())
     lean, plain = lean.to(device), plain.to(device)
     x = torch.randn(2, 16, 13, 11, device=device)
@@ -102,8 +102,10 @@ def test_fused_attention_matches_plain_ops_under_autocast(
     """11x19 with G1 = 8: padded grids, so the fused path gets a key
     mask."""
     torch.manual_seed(0)
-    plain = HierarchicalAttention(64, 16, grid_size, 4, fused=False)
-    fused = HierarchicalAttention(64, 16, grid_size, 4, fused=True)
+    plain = HierarchicalAttention(64, 16, grid_size, 4,
+                                  fused_attention=False)
+    fused = HierarchicalAttention(64, 16, grid_size, 4,
+                                  fused_attention=True)
     fused.load_state_dict(plain.state_dict())
     plain, fused = plain.to(device), fused.to(device)
     x = torch.randn(2, 64, 11, 19, device=device)

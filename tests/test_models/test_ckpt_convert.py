@@ -1,23 +1,27 @@
 """mmhatnet.models.ckpt_convert and tools/convert_official.py."""
 import os
+import runpy
 import subprocess
 import sys
 
 import pytest
 import torch
 
+from mmhatnet import HATNet
 from mmhatnet.analysis.release import random_release_state_dict
 from mmhatnet.engine import CheckpointError
-from mmhatnet.models.ckpt_convert import (convert_file, convert_official,
-                                          release_layout)
+from mmhatnet.models.ckpt_convert import convert_official, release_layout
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
+TOOL = os.path.join(ROOT, 'tools', 'convert_official.py')
+# the file I/O around the converter lives in the tool
+convert_file = runpy.run_path(TOOL)['convert_file']
 
 
 @pytest.fixture(scope='module')
 def tiny_release():
-    return random_release_state_dict(release_layout('tiny'))
+    return random_release_state_dict(release_layout(HATNet, 'tiny'))
 
 
 @pytest.mark.parametrize('wrap', ['bare', 'model', 'state_dict'])
@@ -38,12 +42,12 @@ def test_round_trip(tmp_path, tiny_release, wrap):
 
 
 def test_variant_is_detected_and_checked():
-    sd = random_release_state_dict(release_layout('small'))
-    assert convert_official(sd)[0] == 'small'
-    assert convert_official(sd, 's')[0] == 'small'
+    sd = random_release_state_dict(release_layout(HATNet, 'small'))
+    assert convert_official(sd, HATNet)[0] == 'small'
+    assert convert_official(sd, HATNet, 's')[0] == 'small'
     with pytest.raises(CheckpointError, match='not a HAT-Net medium release '
                        r'checkpoint .* missing: blocks\.0\.2\.'):
-        convert_official(sd, 'medium')
+        convert_official(sd, HATNet, 'medium')
 
 
 def test_wrong_layout_lists_the_problems(tiny_release):
@@ -52,7 +56,7 @@ def test_wrong_layout_lists_the_problems(tiny_release):
     sd['blocks.0.0.attn.qkv.weight'] = torch.zeros(3, 3)
     sd['extra.weight'] = torch.zeros(1)
     with pytest.raises(CheckpointError) as e:
-        convert_official(sd)
+        convert_official(sd, HATNet)
     msg = str(e.value)
     assert 'not a HAT-Net tiny release checkpoint' in msg
     assert '1 missing: ds2.norm.bias' in msg
@@ -62,9 +66,9 @@ def test_wrong_layout_lists_the_problems(tiny_release):
 
 
 def test_converted_input_is_refused(tiny_release):
-    _, converted = convert_official(tiny_release)
+    _, converted = convert_official(tiny_release, HATNet)
     with pytest.raises(CheckpointError, match='already converted'):
-        convert_official(converted)
+        convert_official(converted, HATNet)
 
 
 def test_checkpoint_without_state_dict(tmp_path):
@@ -76,14 +80,13 @@ def test_checkpoint_without_state_dict(tmp_path):
 
 def test_command_line(tmp_path, tiny_release):
     src, dst = tmp_path / 'in.pth', tmp_path / 'out.pth'
-    tool = os.path.join(ROOT, 'tools', 'convert_official.py')
     torch.save(tiny_release, src)
-    ok = subprocess.run([sys.executable, tool, str(src), str(dst)],
+    ok = subprocess.run([sys.executable, TOOL, str(src), str(dst)],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert 'HAT-Net tiny' in ok.stdout and dst.exists()
     bad = subprocess.run(
-        [sys.executable, tool, str(src), str(dst), '--arch', 'large'],
+        [sys.executable, TOOL, str(src), str(dst), '--arch', 'large'],
         capture_output=True, text=True)
     assert bad.returncode == 2
     assert 'error: not a HAT-Net large release checkpoint' in bad.stderr

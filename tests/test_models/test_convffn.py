@@ -12,7 +12,7 @@ def _plain_twin(m: ConvFFN) -> ConvFFN:
     """The plain-ops ConvFFN with ``m``'s weights: the reference."""
     dim, hidden = m.expand.in_channels, m.expand.out_channels
     plain = ConvFFN(dim, hidden // dim, m.depthwise.kernel_size[0],
-                    memory_lean=False)
+                    lean_ffn=False)
     plain.load_state_dict(m.state_dict())
     return plain
 
@@ -59,7 +59,7 @@ def test_hatnet_switches_every_block_to_the_plain_ops(bands):
     model = tiny_model()
     plain = tiny_model(lean_ffn=False)
     plain.load_state_dict(model.state_dict())
-    assert all(not m.memory_lean for m in plain.modules()
+    assert all(not m.lean_ffn for m in plain.modules()
                if isinstance(m, ConvFFN))
     x = torch.randn(1, 3, *SIZE)
     outs, grads = outputs_and_grads(model, x, list(model.parameters()))

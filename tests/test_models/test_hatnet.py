@@ -28,7 +28,7 @@ def _official_layout(arch):
 @pytest.mark.parametrize('arch', ARCHS)
 def test_layout_and_parameters_match_the_release(arch):
     official = _official_layout(arch)
-    assert release_layout(arch) == official
+    assert release_layout(HATNet, arch) == official
     model = HATNet(arch)
     ours = sum(p.numel() for p in model.parameters())
     proj_norm = sum(torch.Size(s).numel() for k, s in official.items()
@@ -67,8 +67,8 @@ def test_small_and_odd_inputs_compute(size):
 
 
 def _converted(arch, seed=0):
-    sd = random_release_state_dict(release_layout(arch), seed)
-    name, converted = convert_official(sd)
+    sd = random_release_state_dict(release_layout(HATNet, arch), seed)
+    name, converted = convert_official(sd, HATNet)
     assert name == arch
     backbone = {k[len('backbone.'):]: v for k, v in converted.items()
                 if k.startswith('backbone.')}

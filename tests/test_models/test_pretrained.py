@@ -16,8 +16,8 @@ from mmhatnet.models.ckpt_convert import convert_official, release_layout
 def _release(arch, seed=0):
     """A random state dict in the authors' release layout, and its backbone
     part as HATNet names it."""
-    sd = random_release_state_dict(release_layout(arch), seed)
-    _, converted = convert_official(sd)
+    sd = random_release_state_dict(release_layout(HATNet, arch), seed)
+    _, converted = convert_official(sd, HATNet)
     backbone = {k[len('backbone.'):]: v for k, v in converted.items()
                 if k.startswith('backbone.')}
     return sd, converted, backbone

@@ -2,10 +2,15 @@
 at a small scale set through --cfg-options."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
 import sys
+
+from mmengine.config import Config
+
+from mmhatnet.config_tools import as_cfg_options, image_size_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -16,20 +21,20 @@ def _loaders(*names):
     return [w.format(loader=n) for n in names for w in WORKERS]
 
 
+#: The image sizes of a short run (image_size_options' scale and crop).
+SIZES = {
+    'fpn': dict(scale=(256, 64), crop=(64, 64)),
+    'retinanet': dict(scale=(192, 128)),
+    'mask-rcnn': dict(scale=(192, 128)),
+    'imagenet': dict(scale=73, crop=64),
+}
+#: What else makes a run short.
 SMALL = {
     'fpn': [
-        'model.data_preprocessor.size=(64,64)',
-        'train_dataloader.dataset.pipeline.3.scale=(256,64)',
-        'train_dataloader.dataset.pipeline.4.crop_size=(64,64)',
-        'val_dataloader.dataset.pipeline.1.scale=(256,64)',
-        'test_dataloader.dataset.pipeline.1.scale=(256,64)',
         'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
         'default_hooks.checkpoint.interval=2',
     ],
     'retinanet': [
-        'train_dataloader.dataset.pipeline.2.scale=(192,128)',
-        'val_dataloader.dataset.pipeline.1.scale=(192,128)',
-        'test_dataloader.dataset.pipeline.1.scale=(192,128)',
         'train_cfg.max_epochs=2',
         # an untrained detector scores below 0.05: keep its boxes so that
         # the COCO evaluator has results to score
@@ -37,11 +42,6 @@ SMALL = {
     ],
     'imagenet': [
         'model.head.num_classes=4', 'data_preprocessor.num_classes=4',
-        'train_dataloader.dataset.pipeline.1.scale=64',
-        'val_dataloader.dataset.pipeline.1.scale=73',
-        'val_dataloader.dataset.pipeline.2.crop_size=64',
-        'test_dataloader.dataset.pipeline.1.scale=73',
-        'test_dataloader.dataset.pipeline.2.crop_size=64',
         'val_evaluator.topk=(1,)', 'test_evaluator.topk=(1,)',
         'train_cfg.max_epochs=2',
         # 20 warm-up epochs, then cosine: shortened to 1 + 1
@@ -55,8 +55,21 @@ COMMON = ['model.backbone.init_cfg=None', 'train_dataloader.batch_size=2',
           *_loaders('train_dataloader', 'val_dataloader', 'test_dataloader')]
 
 
+@functools.lru_cache(maxsize=None)
+def _sizes(family: str) -> tuple[str, ...]:
+    """The options that give the family's pipelines :data:`SIZES`, the
+    steps found by type in its config."""
+    cfg = Config.fromfile(config(family))
+    return tuple(as_cfg_options(image_size_options(cfg, **SIZES[family])))
+
+
+def small(family: str) -> list[str]:
+    """Every option of a short run of ``family`` but :data:`COMMON`."""
+    return [*SMALL[family], *_sizes(family)]
+
+
 def small_options(family: str, *extra: str) -> list[str]:
-    return ['--cfg-options', *COMMON, *SMALL[family], *extra]
+    return ['--cfg-options', *COMMON, *small(family), *extra]
 
 
 def config(family: str, arch: str = 'tiny') -> str:

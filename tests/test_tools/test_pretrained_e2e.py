@@ -1,6 +1,6 @@
 """A pretrained backbone file, as users point ``init_cfg`` at it, under our
 tools/train.py and under `mim train mmdet` (mmdet's own train script, which
-never calls mmhatnet.engine.check_config): the release's raw weights load,
+never calls mmhatnet.apis.check_config): the release's raw weights load,
 every tensor; a wrong file stops the run with the fix, before training."""
 import os
 import sys
@@ -8,7 +8,8 @@ import sys
 import pytest
 import torch
 
-from e2e import COMMON, SMALL, config, run, tool
+from e2e import COMMON, config, run, small, tool
+from mmhatnet import HATNet
 from mmhatnet.analysis.release import random_release_state_dict
 from mmhatnet.demo.data import make_demo_data
 from mmhatnet.engine import load_untrusted
@@ -20,7 +21,7 @@ def _options(checkpoint, *extra):
     # Pretrained init at ``checkpoint`` instead
     return ['--cfg-options',
             *[o for o in COMMON if not o.startswith('model.backbone.init')],
-            *SMALL['retinanet'], f'model.backbone.init_cfg.checkpoint='
+            *small('retinanet'), f'model.backbone.init_cfg.checkpoint='
             f'{checkpoint}', *extra]
 
 
@@ -42,7 +43,7 @@ def coco(tmp_path):
 
 
 def _release(arch):
-    return random_release_state_dict(release_layout(arch), seed=3)
+    return random_release_state_dict(release_layout(HATNet, arch), seed=3)
 
 
 @pytest.mark.parametrize('how', ['mim'])
@@ -56,7 +57,7 @@ def test_raw_release_weights_load_exactly(coco, how):
                   'model.backbone.frozen_stages=3')
     assert 'release layout, converted' in proc.stdout + proc.stderr
     saved = load_untrusted(str(coco / 'work' / 'epoch_1.pth'))['state_dict']
-    _, converted = convert_official(sd)
+    _, converted = convert_official(sd, HATNet)
     backbone = {k: v for k, v in converted.items()
                 if k.startswith('backbone.')}
     assert backbone.keys() == {k for k in saved if k.startswith('backbone.')}
@@ -82,7 +83,7 @@ def test_wrong_pretrained_file_stops_with_the_fix(coco, how, case, message):
         extra = ['model.backbone.arch=small',
                  'model.neck.in_channels=[64,128,320,512]']
     elif case == 'half the keys':
-        _, converted = convert_official(_release('tiny'))
+        _, converted = convert_official(_release('tiny'), HATNet)
         torch.save({'state_dict': {k: converted[k]
                                    for k in sorted(converted)[::2]}}, src)
     proc = _train(how, coco, src, *extra, check=False)

@@ -1,13 +1,14 @@
-"""Config mistakes found before a run starts, with the fix."""
+"""Config mistakes that ``tools/train.py`` finds before a run starts, with
+the fix."""
 from __future__ import annotations
 
 import os.path as osp
 
 import torch
 
+from ..engine import load_untrusted
 from ..models import HATNet
 from ..models.pretrained import missing_pretrained_message
-from .safe_load import load_untrusted
 
 
 def check_config(cfg) -> None:

@@ -1,4 +1,4 @@
-"""tools/check.py (mmhatnet/apis/selfcheck.py; `bash tools/run.sh check`):
+"""tools/check.py (mmhatnet/selfcheck.py; `bash tools/run.sh check`):
 every check passes on this machine's devices, and a GPU that torch cannot
 use fails it."""
 import json
@@ -8,8 +8,7 @@ import sys
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECK = os.path.join(ROOT, 'tools', 'check.py')
 
 
@@ -58,9 +57,9 @@ def test_a_gpu_torch_cannot_use_fails_the_check(tmp_path):
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     smi = bin_dir / 'nvidia-smi'
-    line = 'echo "{}, NVIDIA H100 80GB HBM3, 580.82.07, 81559 MiB"\n'
-    smi.write_text('#!/bin/sh\n' + ''.join(
-        line.format(i) for i in range(torch.cuda.device_count() + 1)))
+    # the query of tools/gpu_env.py: name, driver, compute capability
+    line = 'echo "NVIDIA H100 80GB HBM3, 580.82.07, 9.0"\n'
+    smi.write_text('#!/bin/sh\n' + line * (torch.cuda.device_count() + 1))
     smi.chmod(0o755)
     proc, rows = _check(tmp_path, '--train',
                         path=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}')

@@ -1,5 +1,5 @@
-"""The logic behind ``tools/export_onnx.py``: a config's model to ONNX,
-then checked in onnxruntime against eager PyTorch.
+"""The logic behind ``tools/export_onnx.py`` (not runtime): a config's model
+to ONNX, then checked in onnxruntime against eager PyTorch.
 
 What is exported is the model's tensor outputs, as mmdet's and mmseg's
 ``mode='tensor'`` gives them, from the preprocessed input (normalised, RGB,
@@ -23,7 +23,8 @@ exporters bake into the graph. While exporting, :func:`exportable` puts
 sizes and the same sampling); the check runs the original modules.
 
 Each output is compared with eager PyTorch on fresh seeded inputs; the error
-of an output is ``max |onnx - eager| / max |eager|``.
+of an output is ``max |onnx - eager| / max |eager|`` (:func:`output_errors`,
+which the benchmark's ONNX timing reports too).
 """
 from __future__ import annotations
 
@@ -38,9 +39,8 @@ import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 from torch import nn
 
-from ..analysis.flops import DEFAULT_SHAPES, build_model, load_config
-from ..engine import load_untrusted
-from ..engine.safe_load import CheckpointError, state_dict_of
+from ..config_tools import DEFAULT_SHAPES, build_model, load_config
+from ..engine import CheckpointError, load_untrusted, state_dict_of
 
 EXPORTERS = ('dynamo', 'torchscript')
 #: the largest relative error (see the module docstring) that passes
@@ -196,15 +196,28 @@ def export_module(module: TensorOutputs, path: str,
                           dynamo=exporter == 'dynamo', **kwargs)
 
 
+def output_errors(got: Sequence[np.ndarray],
+                  expected: Sequence[np.ndarray]) -> tuple[float, float]:
+    """The worst output's ``max |got - expected|`` and ``max |got -
+    expected| / max |expected|``, the latter over at least 1e-12 (an
+    all-zero output is measured absolutely); both infinite when the
+    outputs' shapes differ."""
+    if [g.shape for g in got] != [e.shape for e in expected]:
+        return float('inf'), float('inf')
+    errors = [float(np.abs(g - e).max()) for g, e in zip(got, expected)]
+    return max(errors), max(err / max(float(np.abs(e).max()), 1e-12)
+                            for err, e in zip(errors, expected))
+
+
 def verify(module: TensorOutputs, path: str,
            shapes: Sequence[Sequence[int]], in_channels: int = 3,
            batch: int = 1, seed: int = 0) -> list[dict]:
     """Run the ONNX file in onnxruntime (CPU) and ``module`` in eager mode
     on the same seeded inputs, one per (H, W) in ``shapes``.
 
-    Returns, per shape: ``shape``, ``max_abs`` and ``max_rel`` (the worst
-    output's ``max |onnx - eager| / max |eager|``) and ``ok`` (max_rel <=
-    :data:`TOLERANCE`, and the outputs' shapes agree).
+    Returns, per shape: ``shape``, ``max_abs`` and ``max_rel``
+    (:func:`output_errors`) and ``ok`` (max_rel <= :data:`TOLERANCE`, so
+    the outputs' shapes agree).
     """
     import onnxruntime as ort
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
@@ -216,16 +229,9 @@ def verify(module: TensorOutputs, path: str,
         with torch.no_grad():
             expected = [t.numpy() for t in module(x)]
         got = session.run(None, {input_name: x.numpy()})
-        same_shapes = [g.shape for g in got] == [e.shape for e in expected]
-        max_abs = max_rel = float('inf')
-        if same_shapes:
-            errors = [np.abs(g - e).max() for g, e in zip(got, expected)]
-            max_abs = float(max(errors))
-            max_rel = float(max(err / max(np.abs(e).max(), 1e-12)
-                                for err, e in zip(errors, expected)))
+        max_abs, max_rel = output_errors(got, expected)
         results.append(dict(shape=list(shape), max_abs=max_abs,
-                            max_rel=max_rel,
-                            ok=same_shapes and max_rel <= TOLERANCE))
+                            max_rel=max_rel, ok=max_rel <= TOLERANCE))
     return results
 
 
@@ -249,7 +255,7 @@ def export_config(config: str, out: str, checkpoint: str | None = None,
         checkpoint: weights of the whole model (read by ``load_untrusted``);
             None: the models' own initialisation.
         shape: (H, W) to export at; default the task's
-            (``mmhatnet.analysis.flops.DEFAULT_SHAPES``).
+            (``mmhatnet.config_tools.DEFAULT_SHAPES``).
         dynamic: free batch, height and width; also verified at
             :func:`other_shape` with a batch of two.
         backbone_only: the backbone's maps only.

@@ -1,4 +1,4 @@
-"""mmhatnet.apis.export and tools/export_onnx.py: whole shipped configs
+"""mmhatnet.deployment.export and tools/export_onnx.py: whole shipped configs
 exported with dynamic shapes and verified in onnxruntime, checkpoints, the
 mmseg Upsample replacement, and a verification that can fail."""
 import os
@@ -12,9 +12,9 @@ from mmseg.models.utils import Upsample
 from torch import nn
 
 from mmhatnet import HATNet
-from mmhatnet.apis.export import (ScaleUpsample, TensorOutputs,
-                                  export_config, export_module, exportable,
-                                  other_shape, verify)
+from mmhatnet.deployment.export import (ScaleUpsample, TensorOutputs,
+                                        export_config, export_module,
+                                        exportable, other_shape, verify)
 from mmhatnet.engine.safe_load import CheckpointError
 
 pytestmark = pytest.mark.deploy  # newest stack only
@@ -71,7 +71,7 @@ def test_tool_exports_retinanet_and_prints_the_verdict(tmp_path):
 
 
 def test_checkpoint_weights_are_the_exported_ones(tmp_path):
-    from mmhatnet.analysis.flops import build_model, load_config
+    from mmhatnet.config_tools import build_model, load_config
     model = build_model(load_config(_config('fpn_hatnet_tiny')))
     for p in model.parameters():
         nn.init.normal_(p, std=0.1)

@@ -1,5 +1,5 @@
-"""``bash tools/run.sh check``: does this machine's stack work, on every
-device it has?
+"""``bash tools/run.sh check`` (``tools/check.py``; not runtime): does this
+machine's stack work, on every device it has?
 
 One table: Python, torch and its CUDA, the NVIDIA driver and the GPUs;
 mmcv's ``nms`` and ``roi_align`` run on each device against values worked
@@ -10,6 +10,11 @@ R-CNN Tiny on generated data through the real runner, on the GPU (also with
 ``--amp`` there), or on the CPU where there is none. Any failure makes the
 exit status 1. On a machine without a GPU the table says so plainly; if
 ``nvidia-smi`` lists GPUs that torch does not see, that is a failure.
+
+Two things come from the caller (``tools/check.py`` passes both): the
+mmhatnet checkout whose configs are trained (``root``), and the reader of
+``nvidia-smi`` (``list_gpus``: ``tools/gpu_env.py``'s, the set-up's own,
+which runs before any venv exists and so lives outside the package).
 """
 from __future__ import annotations
 
@@ -18,38 +23,37 @@ import dataclasses
 import json
 import os.path as osp
 import platform
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
+from mmengine.config import Config
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from .apis import train_config, working_dir
+from .config_tools import as_cfg_options, image_size_options, shipped_config
+from .demo.data import make_demo_data
+from .models import HATNet
+
 OK, FAIL, INFO = 'ok', 'FAIL', 'info'
 #: Autocast is compared with fp32 to this many units of the dtype's
 #: rounding (relative norm of the difference). HAT-Net Tiny's outputs and
 #: gradients measured about 5 units off under CPU bf16.
 AUTOCAST_UNITS = 16
 
-#: The families trained, with what makes one iteration small: the input
-#: size, one image pair, no validation (as tests/test_tools/e2e.py does).
+#: The families trained, with what makes one iteration small: the demo
+#: data set, the image sizes (:func:`image_size_options`), one image pair
+#: and no validation (as tests/test_tools/e2e.py does).
 TRAIN = {
-    'fpn': ('ade', [
-        'model.data_preprocessor.size=(64,64)',
-        'train_dataloader.dataset.pipeline.3.scale=(256,64)',
-        'train_dataloader.dataset.pipeline.4.crop_size=(64,64)',
-        'train_cfg.max_iters=1', 'train_cfg.val_interval=2']),
-    'retinanet': ('coco', [
-        'train_dataloader.dataset.pipeline.2.scale=(96,64)',
-        'train_cfg.max_epochs=1', 'train_cfg.val_interval=2']),
-    'mask-rcnn': ('coco', [
-        'train_dataloader.dataset.pipeline.2.scale=(96,64)',
-        'train_cfg.max_epochs=1', 'train_cfg.val_interval=2']),
+    'fpn': dict(data='ade', sizes=dict(scale=(256, 64), crop=(64, 64)),
+                options=['train_cfg.max_iters=1',
+                         'train_cfg.val_interval=2']),
+    'retinanet': dict(data='coco', sizes=dict(scale=(96, 64)),
+                      options=['train_cfg.max_epochs=1',
+                               'train_cfg.val_interval=2']),
 }
+TRAIN['mask-rcnn'] = TRAIN['retinanet']
 COMMON = ['model.backbone.init_cfg=None', 'train_dataloader.batch_size=2',
           'train_dataloader.num_workers=0',
           'train_dataloader.persistent_workers=False', 'randomness.seed=0']
@@ -86,35 +90,27 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 
 # --- the environment -------------------------------------------------------
 
-def _nvidia_smi() -> str | None:
-    if shutil.which('nvidia-smi') is None:
-        return None
-    try:
-        p = subprocess.run(['nvidia-smi', '--query-gpu=index,name,'
-                            'driver_version,memory.total',
-                            '--format=csv,noheader'], capture_output=True,
-                           text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f'nvidia-smi failed: {e}'
-    return (p.stdout if p.returncode == 0 else
-            f'nvidia-smi failed: {(p.stdout + p.stderr).strip()}')
-
-
-def environment_rows() -> list[Row]:
+def environment_rows(list_gpus: Callable[[], Sequence | None]) -> list[Row]:
+    """Python, torch, the driver and the GPUs. ``list_gpus()``: the GPUs
+    ``nvidia-smi`` lists (each with a ``driver``), None without
+    nvidia-smi; it raises where nvidia-smi fails."""
     rows = [Row('python', '', INFO, platform.python_version()),
             Row('torch', '', INFO, f'{torch.__version__}, CUDA '
                 f'{torch.version.cuda or "none (CPU build)"}, kernels for '
                 f'{" ".join(torch.cuda.get_arch_list()) or "no GPU"}')]
-    smi = _nvidia_smi()
-    listed = [] if smi is None or smi.startswith('nvidia-smi failed') \
-        else [line for line in smi.strip().splitlines() if line.strip()]
-    if smi is None:
-        rows.append(Row('driver', '', INFO, 'no nvidia-smi'))
-    elif not listed:
-        rows.append(Row('driver', '', FAIL, smi.strip()))
+    try:
+        found = list_gpus()
+    except Exception as e:  # noqa: BLE001  a broken driver is a row
+        found = ()
+        rows.append(Row('driver', '', FAIL, _short(e)))
     else:
-        driver = listed[0].split(',')[2].strip()
-        rows.append(Row('driver', '', INFO, f'NVIDIA {driver}'))
+        if found is None:
+            rows.append(Row('driver', '', INFO, 'no nvidia-smi'))
+        elif not found:
+            rows.append(Row('driver', '', FAIL, 'nvidia-smi lists no GPU'))
+        else:
+            rows.append(Row('driver', '', INFO, f'NVIDIA {found[0].driver}'))
+    listed = list(found or ())
     seen = torch.cuda.device_count() if torch.cuda.is_available() else 0
     for i in range(seen):
         p = torch.cuda.get_device_properties(i)
@@ -182,7 +178,6 @@ def _hatnet_pass(model: torch.nn.Module, x: torch.Tensor,
 def hatnet_rows(device: torch.device) -> list[Row]:
     """fp32 (and on CUDA, fp32 against the CPU), then each autocast dtype
     against fp32; drop path off, so that passes are comparable."""
-    from mmhatnet import HATNet
     torch.manual_seed(0)
     model = HATNet('tiny', drop_path_rate=0.0).to(device)
     # 64x88: stride-4 map 16x22, so the local attention pads and masks
@@ -230,19 +225,21 @@ def hatnet_rows(device: torch.device) -> list[Row]:
 
 # --- one training iteration per family -------------------------------------
 
-def train_one_iteration(family: str, work_dir: str, amp: bool) -> str:
-    """One iteration of ``configs/<family>_hatnet_tiny.py`` through
-    ``tools/train.py``'s config handling and mmengine's runner, in
-    ``work_dir`` (where the generated data is)."""
+def train_one_iteration(family: str, work_dir: str, amp: bool,
+                        root: str) -> str:
+    """One iteration of ``configs/<family>_hatnet_tiny.py`` of the checkout
+    ``root`` through ``tools/train.py``'s config handling and mmengine's
+    runner, in ``work_dir`` (where the generated data is)."""
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
 
-    from mmhatnet.apis import train_config
-
-    _, options = TRAIN[family]
-    argv = [osp.join(ROOT, 'configs', f'{family}_hatnet_tiny.py'),
-            '--work-dir', osp.join(work_dir, f'{family}-{amp}'),
-            '--cfg-options', *COMMON, *options]
+    config = shipped_config(root, f'{family}_hatnet_tiny.py')
+    sizes = image_size_options(Config.fromfile(config),
+                               loaders=('train_dataloader', ),
+                               **TRAIN[family]['sizes'])
+    argv = [config, '--work-dir', osp.join(work_dir, f'{family}-{amp}'),
+            '--cfg-options', *COMMON, *TRAIN[family]['options'],
+            *as_cfg_options(sizes)]
     cfg = train_config(argv + (['--amp'] if amp else []))
     cfg.log_level = 'ERROR'
     cfg.default_hooks.checkpoint = None  # nothing to keep, nothing to test
@@ -275,14 +272,12 @@ def train_one_iteration(family: str, work_dir: str, amp: bool) -> str:
     return detail
 
 
-def training_rows(families: list[str]) -> list[Row]:
-    from mmhatnet.apis import working_dir
-    from mmhatnet.demo.data import make_demo_data
+def training_rows(families: list[str], root: str) -> list[Row]:
     device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
     modes = [False, True] if torch.cuda.is_available() else [False]
     rows = []
     with tempfile.TemporaryDirectory() as tmp, working_dir(tmp):
-        make_demo_data(tmp, sorted({TRAIN[f][0] for f in families}),
+        make_demo_data(tmp, sorted({TRAIN[f]['data'] for f in families}),
                        num_train=2, num_val=1)
         for family in families:
             for amp in modes:
@@ -290,7 +285,8 @@ def training_rows(families: list[str]) -> list[Row]:
                                                         else '')
                 rows.append(_row(
                     name, device,
-                    lambda f=family, a=amp: train_one_iteration(f, tmp, a)))
+                    lambda f=family, a=amp: train_one_iteration(
+                        f, tmp, a, root)))
     if not torch.cuda.is_available():
         rows.append(Row('train --amp', 'cpu', INFO, 'not run: mmengine\'s '
                         'AmpOptimWrapper needs a GPU'))
@@ -315,15 +311,19 @@ def _row(name: str, device: str, fn: Callable[[], str]) -> Row:
                f'{detail} [{time.perf_counter() - start:.1f} s]')
 
 
-def run_checks(families: list[str] | None = None) -> list[Row]:
-    rows = environment_rows()
+def run_checks(root: str, list_gpus: Callable[[], Sequence | None],
+               families: list[str] | None = None) -> list[Row]:
+    """Every row of the table (see the module docstring); ``families``
+    trained, default all of :data:`TRAIN`."""
+    rows = environment_rows(list_gpus)
     for device in devices():
         rows.append(_row('mmcv nms', str(device),
                          lambda d=device: check_nms(d)))
         rows.append(_row('mmcv roi_align fwd+bwd', str(device),
                          lambda d=device: check_roi_align(d)))
         rows += hatnet_rows(device)
-    rows += training_rows(list(TRAIN) if families is None else families)
+    rows += training_rows(list(TRAIN) if families is None else families,
+                          root)
     return rows
 
 
@@ -340,20 +340,19 @@ def format_table(rows: list[Row]) -> str:
     return '\n'.join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None, root: str,
+         list_gpus: Callable[[], Sequence | None]) -> int:
+    """``tools/check.py``: print the table; 1 if a check failed, else 0.
+    ``root`` and ``list_gpus``: see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--train', nargs='*', choices=list(TRAIN),
                         default=list(TRAIN),
                         help='families to train one iteration (none: skip)')
     parser.add_argument('--json', help='also write the rows to this file')
     args = parser.parse_args(argv)
-    rows = run_checks(args.train)
+    rows = run_checks(root, list_gpus, args.train)
     print(format_table(rows), flush=True)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump([dataclasses.asdict(r) for r in rows], f, indent=1)
     return 1 if any(r.status == FAIL for r in rows) else 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -1,10 +1,10 @@
-"""mmhatnet.engine.check_config: mistakes found before a run starts."""
+"""mmhatnet.apis.check_config: mistakes found before a run starts."""
 import os
 
 import pytest
 from mmengine.config import Config
 
-from mmhatnet.engine import check_config
+from mmhatnet.apis import check_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
