@@ -6,13 +6,20 @@ Importing the package (configs do it through ``custom_imports``) registers
 alike. It also registers the runtime pieces (``engine``: hooks, the atomic
 checkpoint backend; ``datasets``: ``CheckAnnotationSize``) and
 makes mmengine read local checkpoints through mmhatnet's safe loading
-(``engine.safe_load``).
+(``engine.safe_load``). Nothing else happens at import.
 
-Layout: ``models/`` the network, ``engine/`` and ``datasets/`` what runs
-beside it in mmengine runners, ``apis/`` the logic of ``tools/train.py``
-and ``tools/test.py``; not runtime: ``analysis/`` (FLOPs, the release
-reference, the benchmark) and ``demo/`` (generated data sets, the main
-job).
+Layers, each importing only the ones below it (``tests/test_layering.py``
+checks this, and that there is no import cycle):
+
+- the runtime, what training and inference import: ``engine/`` (the
+  bottom), ``models/`` (the network, its exact pretrained loading and the
+  converter of the release's weights) and ``datasets/``, then ``apis/``
+  (the logic of ``tools/train.py`` and ``tools/test.py``);
+- the tooling, which the runtime never imports, each the logic of entry
+  points in ``tools/``: ``config_tools`` (configs as the tools use them),
+  ``deployment/`` (ONNX export), ``analysis/`` (FLOPs, the release
+  reference, the benchmark) and ``demo/`` (generated data sets, the main
+  job), then ``selfcheck`` (the stack check).
 """
 from . import datasets  # noqa: F401  (registers CheckAnnotationSize)
 from .engine import use_safe_loading_in_mmengine

@@ -10,6 +10,7 @@ import os.path as osp
 import sys
 
 from gpu_env import list_gpus  # tools/, beside this file
+
 from mmhatnet.selfcheck import main
 
 if __name__ == '__main__':

@@ -1,4 +1,5 @@
-"""Not runtime code: measuring HAT-Net.
+"""Not runtime code: measuring HAT-Net (OpenMMLab keeps this in
+``tools/analysis_tools``).
 
 - ``flops``: the one MAC counter; parameters and FLOPs of a config's model
   (``tools/get_flops.py``).
