@@ -111,6 +111,20 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def subpackage_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The graph between the top-level subpackages and modules of the
+    package (``mmhatnet.models``, ``mmhatnet.config_tools``, ...): one
+    imports another if any of its modules does."""
+    def top(module: str) -> str:
+        return '.'.join(module.split('.')[:2])
+
+    collapsed = {}
+    for module, imported in graph.items():
+        collapsed.setdefault(top(module), set()).update(
+            top(t) for t in imported if top(t) != top(module))
+    return collapsed
+
+
 def unit_of(module: str, layers: list[list[str]]) -> tuple[int, str] | None:
     """(layer index, name) of the layer name that holds ``module``."""
     best = None
@@ -151,7 +165,12 @@ def test_layers_are_kept():
 
 
 def test_no_import_cycles():
-    found = cycles(import_graph(ROOT, 'mmhatnet'))
+    """Between modules, and between subpackages (importing a module runs
+    its package's __init__ first: models/ importing engine/ while engine/
+    imports models/ is a cycle even where no two modules import each
+    other)."""
+    graph = import_graph(ROOT, 'mmhatnet')
+    found = cycles(graph) + cycles(subpackage_graph(graph))
     assert not found, 'import cycles:\n' + '\n'.join(
         ' <-> '.join(c) for c in found)
 
@@ -170,18 +189,20 @@ def test_importing_the_package_loads_the_runtime_only():
     assert not tooling, tooling
 
 
-def _package(tmp_path, files: dict[str, str]) -> str:
+def _package(root, files: dict[str, str]) -> str:
+    """A package ``pkg`` of ``files`` (path -> source) under ``root``."""
     for name, text in files.items():
-        path = tmp_path / 'pkg' / name
+        path = root / 'pkg' / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    return str(tmp_path)
+    return str(root)
 
 
 def test_a_planted_cycle_and_an_upward_import_are_caught(tmp_path):
-    """The check itself, on a package made for it: a cycle through a
-    function-level import, and a low layer importing a high one."""
-    root = _package(tmp_path, {
+    """The check itself, on packages made for it: a cycle through a
+    function-level import, a low layer importing a high one, and two
+    subpackages importing each other through different modules."""
+    root = _package(tmp_path / 'a', {
         '__init__.py': '',
         'low/__init__.py': 'from .a import f\n',
         'low/a.py': 'def f():\n    from . import b\n',
@@ -190,6 +211,18 @@ def test_a_planted_cycle_and_an_upward_import_are_caught(tmp_path):
     })
     graph = import_graph(root, 'pkg')
     assert cycles(graph) == [['pkg.low.a', 'pkg.low.b']]
+    assert cycles(subpackage_graph(graph)) == []
     layers = [['pkg.high'], ['pkg.low'], ['pkg']]
     assert violations(graph, layers) == [
         'pkg.low.b imports pkg.high: pkg.low is below pkg.high']
+
+    root = _package(tmp_path / 'b', {
+        '__init__.py': '',
+        'x/__init__.py': 'from ..y.m import g\n',
+        'x/n.py': 'h = 1\n',
+        'y/__init__.py': '',
+        'y/m.py': 'def g():\n    from ..x.n import h\n',
+    })
+    graph = import_graph(root, 'pkg')
+    assert cycles(graph) == []
+    assert cycles(subpackage_graph(graph)) == [['pkg.x', 'pkg.y']]
