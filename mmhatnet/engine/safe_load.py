@@ -577,6 +577,13 @@ def state_dict_of(obj: object, path: str = 'checkpoint') -> dict:
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
+    unloaded = sorted({v.name for v in obj.values() if isinstance(
+        v, Unloaded)}) if isinstance(obj, dict) else []
+    if unloaded:
+        raise CheckpointError(
+            f'{path}: refused: its state dict holds objects that are not '
+            f'tensors ({", ".join(unloaded)}); nothing of them was run or '
+            f'built')
     if not (isinstance(obj, dict) and obj and all(
             isinstance(v, torch.Tensor) for v in obj.values())):
         raise CheckpointError(
