@@ -78,7 +78,7 @@ def scan(text: str) -> list[Item]:
     """Headings, inline code spans and fenced blocks, in page order."""
     items: list[Item] = []
     lines = text.split('\n')
-    fence = None
+    fence, lang, fence_line = None, '', 0
     block: list[str] = []
     para: list[tuple[int, str]] = []
 
@@ -293,9 +293,10 @@ def _check_values(where: str, action: argparse.Action,
             brace = re.fullmatch(r'\{(.*)\}', value)
             for choice in (brace.group(1).split(',') if brace
                            else value.split('|')):
-                if choice not in [str(c) for c in action.choices]:
+                choices = [str(c) for c in action.choices]
+                if choice not in choices:
                     problems.append(f'{where} does not take {choice!r} '
-                                    f'(choices: {", ".join(map(str, action.choices))})')
+                                    f'(choices: {", ".join(choices)})')
     return problems
 
 
@@ -506,6 +507,14 @@ def test_no_project_history(page):
         f'{found}'
 
 
+def test_mim_commands_are_mims():
+    """MIM_COMMANDS, which the checker holds mim commands against, is
+    what the installed mim offers."""
+    click = pytest.importorskip('click')
+    cli = pytest.importorskip('mim.cli').cli
+    assert set(cli.list_commands(click.Context(cli))) == MIM_COMMANDS
+
+
 def test_citation_matches_the_readme():
     yaml = pytest.importorskip('yaml')
     cff = yaml.safe_load((ROOT / 'CITATION.cff').read_text())
@@ -535,8 +544,10 @@ python tools/export_onnx.py CONFIG --out X.onnx [--dynamic [--check-shape H W]]
 mim train mmdet configs/retinanet_hatnet_{tiny,small}.py --gpus 8
 ```
 
-`tools/test.py` takes `--work-dir`; see [train](user_guides/train_test.md#resume),
-![demo](../resources/demo_mask_rcnn.png) and `configs/mask-rcnn_hatnet_small_g1-*_g2-*.py`.
+`tools/test.py` takes `--work-dir`; see
+[train](user_guides/train_test.md#resume),
+![demo](../resources/demo_mask_rcnn.png) and
+`configs/mask-rcnn_hatnet_small_g1-*_g2-*.py`.
 '''
     assert _problems(page) == []
 
