@@ -9,7 +9,6 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache License 2.0',
     classifiers=[
-        'License :: OSI Approved :: Apache Software License',
         'Programming Language :: Python :: 3',
         'Topic :: Scientific/Engineering :: Artificial Intelligence',
     ],
