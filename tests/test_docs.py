@@ -330,11 +330,17 @@ def check_mim(tokens: list[str]) -> list[str]:
     return []
 
 
-def all_flags() -> set:
+@functools.lru_cache(maxsize=None)
+def all_flags() -> frozenset:
+    """Every flag of every Python tool (those that parse arguments), and
+    the external ones the pages quote."""
     flags = set(EXTERNAL_FLAGS)
-    for path in (ROOT / 'tools').glob('*.py'):
-        flags |= set(tool_options(path.name))
-    return flags
+    for path in sorted((ROOT / 'tools').rglob('*.py')):
+        try:
+            flags |= set(tool_options(str(path.relative_to(ROOT / 'tools'))))
+        except AssertionError:  # a helper module, not a command
+            continue
+    return frozenset(flags)
 
 
 def check_commands(items: list[Item]) -> list[str]:
