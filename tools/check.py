@@ -9,10 +9,11 @@ tools/gpu_env.py, the set-up's own nvidia-smi reader.
 import os.path as osp
 import sys
 
-from gpu_env import list_gpus  # tools/, beside this file
-
 from mmhatnet.selfcheck import main
 
+TOOLS = osp.dirname(osp.abspath(__file__))
+
 if __name__ == '__main__':
-    root = osp.abspath(osp.join(osp.dirname(__file__), '..'))
-    sys.exit(main(sys.argv[1:], root, list_gpus))
+    sys.path.insert(0, TOOLS)  # gpu_env.py is beside this file
+    from gpu_env import list_gpus
+    sys.exit(main(sys.argv[1:], osp.dirname(TOOLS), list_gpus))

@@ -23,7 +23,8 @@ def convert_file(src: str, dst: str, arch: str | None = None) -> str:
     """Convert the release file ``src`` (read through the allow-list
     unpickler) to the OpenMMLab checkpoint ``dst`` (written atomically);
     returns the arch."""
-    state_dict = state_dict_of(load_untrusted(src), src)
+    state_dict = state_dict_of(load_untrusted(src, weights_only=True),
+                               src)
     arch, converted = convert_official(state_dict, HATNet, arch)
     meta = dict(arch=arch, source=osp.basename(src),
                 converted_by='mmhatnet tools/convert_official.py')

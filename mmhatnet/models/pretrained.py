@@ -17,10 +17,9 @@ from __future__ import annotations
 import os
 
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
-from ..engine.safe_load import CheckpointError, state_dict_of
+from ..engine.safe_load import CheckpointError, load_untrusted, state_dict_of
 from .ckpt_convert import (convert_official, fitting_arch, layout_problems,
                            state_layout)
 
@@ -74,8 +73,8 @@ def load_pretrained(model: nn.Module, checkpoint: str,
     if '://' not in checkpoint and not os.path.isfile(checkpoint):
         raise CheckpointError(missing_pretrained_message(
             checkpoint, 'init_cfg.checkpoint'))
-    # mmengine's loader: mmhatnet's safe one for local files
-    obj = CheckpointLoader.load_checkpoint(checkpoint, map_location)
+    # a path or a URL (downloaded once to torch hub's cache), tensors only
+    obj = load_untrusted(checkpoint, map_location, weights_only=True)
     top = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
     try:
         state_dict = state_dict_of(obj, checkpoint)
