@@ -14,12 +14,15 @@ Versions are compared by their release numbers: a pre-release or a local
 build tag counts as its release (NGC's ``2.6.0a0+ecf3bae40a.nv25.01`` is
 2.6.0).
 
-Usage (what setup_env.sh runs)::
+Usage (what setup_env.sh and make_wheelhouse.sh run)::
 
     eval "$("$PYTHON" tools/existing_torch.py)"
+    eval "$(python3 tools/existing_torch.py --freeze FREEZE \
+            --python-version 3.11)"   # for another machine
 """
 from __future__ import annotations
 
+import argparse
 import ast
 import os
 import re
@@ -196,20 +199,48 @@ def _imported_version(name: str) -> str | None:
     return getattr(importlib.import_module(name), '__version__', None)
 
 
+def from_freeze(lines: Sequence[str], python: str) -> dict[str, str | None]:
+    """What :func:`installed` reads, from another machine's ``pip list
+    --format=freeze`` and Python version."""
+    versions = {}
+    for line in lines:
+        name, sep, version = line.strip().partition('==')
+        if sep:
+            versions[name.strip().lower().replace('_', '-')] = version.strip()
+    return {'python': python, **{n: versions.get(n) for n in NAMES}}
+
+
+NAMES = ('torch', 'torchvision', 'numpy')
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    names = ['torch', 'torchvision', 'numpy']
-    if argv == ['--kept']:  # after the set-up: is it all still there?
-        print(kept(installed(names)))
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--kept', action='store_true',
+                        help='print what the set-up keeps, as it is now')
+    parser.add_argument('--freeze', help="decide for another machine: its "
+                        "`pip list --format=freeze` (with --python-version)")
+    parser.add_argument('--python-version', help="that machine's Python")
+    args = parser.parse_args(argv)
+    if args.freeze and not args.python_version:
+        parser.error('--freeze needs --python-version')
+    if args.kept:  # after the set-up: is it all still there?
+        print(kept(installed(NAMES)))
         return 0
     with open(os.path.join(ROOT, 'setup.py'), encoding='utf-8') as f:
         ranges = setup_ranges(f.read())
+    where = sys.executable
     try:
-        d = decide(installed(names), ranges,
-                   read_smi())
+        if args.freeze:
+            where = args.freeze
+            with open(args.freeze, encoding='utf-8') as f:
+                found = from_freeze(f.read().splitlines(),
+                                    args.python_version)
+            d = decide(found, ranges)
+        else:
+            d = decide(installed(NAMES), ranges, read_smi())
     except (ExistingTorchError, GpuEnvError) as e:
-        print(f'[setup] MMHATNET_TORCH=existing ({sys.executable}) stopped:'
-              f' {e}', file=sys.stderr)
+        print(f'[setup] MMHATNET_TORCH=existing ({where}) stopped: {e}',
+              file=sys.stderr)
         return 1
     print(d.shell())
     return 0

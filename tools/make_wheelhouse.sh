@@ -4,7 +4,7 @@
 # and offline set-up"):
 #   bash tools/make_wheelhouse.sh DIR [--stack newest|common|py38]
 #       [--python-version X.Y] [--platform manylinux_2_28_x86_64]
-#       [--torch] [--no-deploy]
+#       [--have FREEZE] [--torch] [--no-deploy]
 #   then, on the offline machine:
 #   MMHATNET_WHEELHOUSE=DIR [MMHATNET_TORCH=existing] bash tools/setup_env.sh
 # DIR gets the stack's wheels and their dependencies for that Python and
@@ -13,9 +13,12 @@
 # (what it was made for), and in mmcv-compiled/ each mmcv wheel this
 # machine's set-up compiled for that Python (~/.cache/mmhatnet): a target
 # with the same torch, CUDA and GPUs installs it instead of compiling.
+# --have FREEZE: the target's `python -m pip list --format=freeze`, for a
+#   target that keeps its torch (MMHATNET_TORCH=existing): the stack is
+#   chosen by its torch, as setup_env.sh will, and the wheels of what it
+#   already has at a version the stack admits are left out.
 # --torch adds torch and torchvision (MMHATNET_TORCH, MMHATNET_TORCHVISION
-# and MMHATNET_TORCH_INDEX choose them as in setup_env.sh): GBs with CUDA;
-# without it the target keeps its own torch (MMHATNET_TORCH=existing).
+#   and MMHATNET_TORCH_INDEX choose them as in setup_env.sh): GBs with CUDA.
 # --no-deploy leaves out the ONNX deployment extra (onnx, onnxruntime).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,12 +26,13 @@ cd "$(dirname "$0")/.."
 usage() {
     sed -n '5,7p' "$0" | sed 's/^#/usage:/' >&2; exit 2
 }
-OUT= STACK=newest PYVER= PLATFORM= WITH_TORCH= DEPLOY=1
+OUT= STACK=newest PYVER= PLATFORM= HAVE= WITH_TORCH= DEPLOY=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --stack) STACK=$2; shift ;;
         --python-version) PYVER=$2; shift ;;
         --platform) PLATFORM=$2; shift ;;
+        --have) HAVE=$2; shift ;;
         --torch) WITH_TORCH=1 ;;
         --no-deploy) DEPLOY= ;;
         -h|--help) usage ;;
@@ -62,20 +66,34 @@ if [[ "$PLATFORM" =~ ^manylinux_2_([0-9]+)_(.+)$ ]]; then
     PLATFORMS+=(--platform "manylinux2014_$arch" --platform
                 "manylinux2010_$arch" --platform "manylinux1_$arch")
 else
+    arch=${PLATFORM##*_}
     PLATFORMS=(--platform "$PLATFORM")
 fi
 tag=cp${PYVER/./}
 TARGET=(--python-version "$PYVER" --implementation cp --abi "$tag"
         --abi abi3 --abi none "${PLATFORMS[@]}")
 PIP=("$PYTHON" -m pip --disable-pip-version-check)
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+: > "$tmp/keep.txt"
+# --- a target that keeps its torch: its stack, and what it has ------------
+HAVE_ARGS=()
+if [ -n "$HAVE" ]; then
+    [ -z "$WITH_TORCH" ] || { echo "[wheelhouse] --have keeps the target's" \
+                                   "torch: no --torch" >&2; exit 2; }
+    existing=$("$PYTHON" tools/existing_torch.py --freeze "$HAVE" \
+               --python-version "$PYVER") || exit 1
+    eval "$(grep -v '^echo' <<< "$existing")"  # PINS, NUMPY, KEPT
+    printf '%s\n' $KEPT > "$tmp/keep.txt"
+    HAVE_ARGS=(--have "$HAVE")
+    STACK="the stack of the target's torch $TORCH"
+fi
+# ---------------------------------------------------------------------------
 pin() { sed -n "s/^$1==//p" "$PINS"; }
 MMCV=$(pin mmcv)
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-echo "[wheelhouse] the $STACK stack ($PINS) for Python $PYVER, $PLATFORM," \
-     "in $OUT"
+echo "[wheelhouse] $STACK ($PINS) for Python $PYVER, $PLATFORM, in $OUT"
 
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # mmcv's source, whose setup.py needs setuptools < 81 (pkg_resources) to
 # read its metadata; its runtime requirements
 echo 'setuptools<81' > "$tmp/build-constraints.txt"
@@ -84,22 +102,30 @@ PIP_CONSTRAINT=$tmp/build-constraints.txt "${PIP[@]}" download -q \
 tar -xzOf "$OUT/mmcv-$MMCV.tar.gz" "mmcv-$MMCV/requirements/runtime.txt" \
     > "$tmp/mmcv.txt"
 # what setup_env.sh installs from the index: the pins but torch,
-# torchvision and openmim (--no-deps), and mmcv's requirements
+# torchvision and openmim (--no-deps), and mmcv's requirements; the
+# target's numpy where it keeps one
 grep -v -E '^(torch|torchvision|openmim|mmcv)==' "$PINS" > "$tmp/reqs.txt"
+[ -z "${NUMPY:-}" ] || sed -i '/^numpy\b/d' "$tmp/reqs.txt"
 [ -n "$DEPLOY" ] || sed -i -E '/^(onnx|onnxruntime|onnxscript)\b/d' \
     "$tmp/reqs.txt"
-"${PIP[@]}" download -q --only-binary :all: "${TARGET[@]}" -d "$OUT" \
-    -r "$tmp/reqs.txt" -r "$tmp/mmcv.txt"
+if [ -n "$WITH_TORCH" ]; then
+    printf '%s\n' "torch==${MMHATNET_TORCH:-$(pin torch)}" \
+        "torchvision==${MMHATNET_TORCHVISION:-$(pin torchvision)}" \
+        >> "$tmp/reqs.txt"
+fi
+INDEX=(${MMHATNET_TORCH_INDEX:+--extra-index-url "$MMHATNET_TORCH_INDEX"})
+# resolve for the target, keep what it lacks, download that
+"${PIP[@]}" install -q --dry-run --ignore-installed --target "$tmp/none" \
+    --report "$tmp/report.json" --only-binary :all: "${TARGET[@]}" \
+    "${INDEX[@]}" -r "$tmp/reqs.txt" -r "$tmp/mmcv.txt" -c "$tmp/keep.txt"
+"$PYTHON" tools/wheelhouse.py needed "$tmp/report.json" "$tmp/reqs.txt" \
+    "$tmp/mmcv.txt" --python-version "$PYVER" --machine "$arch" \
+    "${HAVE_ARGS[@]}" > "$tmp/needed.txt"
+"${PIP[@]}" download -q --no-deps --only-binary :all: "${TARGET[@]}" \
+    "${INDEX[@]}" -d "$OUT" -r "$tmp/needed.txt"
 MIM=$(pin openmim)
 [ -z "$MIM" ] || "${PIP[@]}" download -q --no-deps "${TARGET[@]}" -d "$OUT" \
     "openmim==$MIM"
-if [ -n "$WITH_TORCH" ]; then
-    TORCH=${MMHATNET_TORCH:-$(pin torch)}
-    TORCHVISION=${MMHATNET_TORCHVISION:-$(pin torchvision)}
-    "${PIP[@]}" download -q --only-binary :all: "${TARGET[@]}" -d "$OUT" \
-        ${MMHATNET_TORCH_INDEX:+--extra-index-url "$MMHATNET_TORCH_INDEX"} \
-        "torch==$TORCH" "torchvision==$TORCHVISION"
-fi
 # mmcv wheels compiled here for this Python, under their cache keys (torch
 # version, CUDA, GPU architectures): setup_env.sh takes the one whose key
 # is the target's
@@ -114,9 +140,9 @@ done
 cat > "$OUT/mmhatnet-wheelhouse.txt" <<EOF
 python=$PYVER
 platform=$PLATFORM
-stack=$STACK
-pins=$(sha256sum "$PINS" | cut -d' ' -f1)
-torch=${WITH_TORCH:+$TORCH}
+pins=$PINS $(sha256sum "$PINS" | cut -d' ' -f1)
+have=${HAVE:+$KEPT}
+torch=${WITH_TORCH:+$(pin torch)}
 deploy=${DEPLOY:+yes}
 mmcv_compiled=${compiled[*]}
 EOF
