@@ -16,6 +16,7 @@
 #                             MMHATNET_TORCH=existing)
 #   MMHATNET_WHEELHOUSE=DIR   install from DIR alone, with no network: a
 #                             folder made by tools/make_wheelhouse.sh
+# What was set up is written to <environment>/.mmhatnet-setup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -245,6 +246,15 @@ if [ -n "$EXISTING" ]; then
         exit 1
     fi
 fi
+# ---------------------------------------------------------------------------
+# --- what was set up, for a report (tools/run.sh check) -------------------
+cat > "$VENV/.mmhatnet-setup" <<EOF
+python=$PY
+torch=${EXISTING:+existing }torch==$TORCH torchvision==$TORCHVISION
+pins=$PINS
+wheelhouse=$WH
+mmcv=${MMCV_WHEEL[*]}
+EOF
 # ---------------------------------------------------------------------------
 echo "$want" > "$STAMP"
 echo "[setup] ready: $VENV"
