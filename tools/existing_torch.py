@@ -108,9 +108,10 @@ def decide(found: Mapping[str, str | None], ranges: Mapping[str, str],
            smi: str | None = None) -> Decision:
     """``found``: the versions of 'python', 'torch', 'torchvision' and
     'numpy' (None: not installed). Sets TORCH, TORCHVISION and NUMPY (''
-    for one that is absent: the pins install it), PINS, and
-    MMHATNET_GPU_KEY (the GPUs, for the set-up's stamp); or raises
-    :class:`ExistingTorchError` naming every version out of range."""
+    for one that is absent: the pins install it), KEPT (:func:`kept`),
+    PINS, and MMHATNET_GPU_KEY (the GPUs, for the set-up's stamp); or
+    raises :class:`ExistingTorchError` naming every version out of
+    range."""
     problems = []
 
     def check(name: str, label: str, fix: str) -> None:
