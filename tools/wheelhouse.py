@@ -55,12 +55,17 @@ def _applies(req: Requirement, env: Mapping[str, str],
         req.marker.evaluate(dict(env, extra=e)) for e in ('', *extras))
 
 
+#: Always carried: a venv made over the target (MMHATNET_TORCH=existing)
+#: has its own setuptools and wheel, which hide the target's.
+ALWAYS = ('setuptools', 'wheel')
+
+
 def needed(report: Mapping, top: Iterable[str], have: Mapping[str, str],
            env: Mapping[str, str]) -> list[str]:
     """``name==version`` of each distribution in pip's ``report`` that the
-    target lacks, or has at a version some requirement rejects: the
+    target lacks, or has at a version some requirement rejects (the
     top-level requirement lines ``top``, or a resolved distribution's
-    ``Requires-Dist``."""
+    ``Requires-Dist``), and those of :data:`ALWAYS`."""
     specs: dict[str, list] = {}
 
     def require(req: Requirement) -> None:
@@ -85,8 +90,9 @@ def needed(report: Mapping, top: Iterable[str], have: Mapping[str, str],
         name = canonicalize_name(item['metadata']['name'])
         version = item['metadata']['version']
         kept = have.get(name)
-        if kept is not None and all(s.contains(kept, prereleases=True)
-                                    for s in specs.get(name, ())):
+        if kept is not None and name not in ALWAYS and all(
+                s.contains(kept, prereleases=True)
+                for s in specs.get(name, ())):
             continue
         out.append(f'{name}=={version}')
     return out
