@@ -56,8 +56,11 @@ def _applies(req: Requirement, env: Mapping[str, str],
 
 
 #: Always carried: a venv made over the target (MMHATNET_TORCH=existing)
-#: has its own setuptools and wheel, which hide the target's.
-ALWAYS = ('setuptools', 'wheel')
+#: has its own setuptools and wheel, which hide the target's; and an
+#: isolated build environment sees none of the target's packages (pip <
+#: 23.1 installs mmhatnet editable through setuptools' ``develop``, which
+#: runs pip again, isolated: setuptools, wheel and wheel's packaging).
+ALWAYS = ('setuptools', 'wheel', 'packaging')
 
 
 def needed(report: Mapping, top: Iterable[str], have: Mapping[str, str],
