@@ -150,7 +150,10 @@ torch_at() {  # where a Python imports torch from, without importing it
 [ -z "$EXISTING" ] || TORCH_AT=$(torch_at "$PYTHON")
 if [ -n "$EXISTING" ] && [ -z "$CURRENT" ]; then
     if [ ! -x "$PY" ]; then
-        "$PYTHON" -m venv --system-site-packages "$VENV"
+        "$PYTHON" -m venv --system-site-packages "$VENV" || {
+            echo "[setup] $PYTHON cannot make a venv (Debian, Ubuntu:" \
+                 "apt-get install python3-venv); or set up its own" \
+                 "environment: MMHATNET_VENV=current" >&2; exit 1; }
         # a venv made from a venv's Python sees the base Python's packages,
         # not that venv's: add its site-packages
         "$PYTHON" -c 'import site, sys; sys.prefix != sys.base_prefix and print("\n".join(site.getsitepackages()))' \
