@@ -7,6 +7,10 @@ _base_ = [
     './_base_/coco_1x_hatnet.py',
     './_base_/hatnet_backbone.py',
 ]
+# det_tta: --tta for a detector with masks (mmdet's DetTTAModel refuses them)
+custom_imports = dict(
+    imports=['mmhatnet', 'mmhatnet.models.det_tta'],
+    allow_failed_imports=False)
 
 model = dict(
     backbone=dict(_delete_=True, **_base_.hatnet_small),
@@ -20,3 +24,9 @@ val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(metric=['bbox', 'segm'])
 test_evaluator = val_evaluator
+
+# --tta: the views' boxes and masks merged (tools/test.py and mmdet's own
+# flip the test pipeline when a config sets no tta_pipeline)
+tta_model = dict(
+    type='InstanceSegTTAModel',
+    tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
