@@ -43,9 +43,9 @@ class InstanceSegTTAModel(DetTTAModel):
         masks = torch.cat([
             p.masks.flip(_FLIPPED_DIMS[m['flip_direction']])
             if m['flip'] else p.masks for p, m in zip(preds, metas)])
-        dets, keep = batched_nms(bboxes, scores, labels, self.tta_cfg.nms)
-        keep = keep[:self.tta_cfg.max_per_img]
-        dets = dets[:self.tta_cfg.max_per_img]
+        dets, keep = batched_nms(bboxes, scores, labels, self.tta_cfg['nms'])
+        most = self.tta_cfg['max_per_img']
+        dets, keep = dets[:most], keep[:most]
         merged = data_samples[0]
         merged.pred_instances = InstanceData(
             bboxes=dets[:, :-1], scores=dets[:, -1], labels=labels[keep],
