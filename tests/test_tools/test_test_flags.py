@@ -92,14 +92,20 @@ def test_flags_without_a_meaning_say_so(work, capsys, family, flags,
     assert message in capsys.readouterr().err
 
 
-# smaller TTA views than the configs' (RetinaNet: mmdet's 1333x800,
-# 666x400 and 2000x1200; Semantic FPN: mmseg's 0.5-1.75 of the image)
-SMALL_TTA = {
-    'retinanet': [f'tta_pipeline.1.transforms.0.{i}.scale=({s},{s})'
-                  for i, s in enumerate((64, 96, 128))],
-    'fpn': [f'tta_pipeline.1.transforms.0.{i}.scale_factor=0.25'
-            for i in range(6)],
-}
+def _small_tta(family):
+    """Smaller TTA views than the config's (RetinaNet: mmdet's 1333x800,
+    666x400 and 2000x1200; Semantic FPN: mmseg's 0.5-1.75 of the image):
+    overrides of its tta_pipeline's resize steps, found by type."""
+    pipeline = Config.fromfile(config(family)).get('tta_pipeline')
+    if pipeline is None:  # tools/test.py's flip TTA of the test pipeline
+        return []
+    at = [i for i, s in enumerate(pipeline) if s.type == 'TestTimeAug'][0]
+    views = pipeline[at].transforms
+    j = [j for j, v in enumerate(views) if v[0].type == 'Resize'][0]
+    key = f'tta_pipeline.{at}.transforms.{j}'
+    return [f'{key}.{i}.scale_factor=0.25' if 'scale_factor' in v else
+            f'{key}.{i}.scale=({64 + 32 * i},{64 + 32 * i})'
+            for i, v in enumerate(views[j])]
 
 
 @pytest.mark.parametrize('family', ['retinanet', 'mask-rcnn', 'fpn'])
@@ -109,7 +115,7 @@ def test_dense_prediction_with_every_flag(work, tmp_path, family):
     proc = tool('test.py', config(family), str(work / f'{family}.pth'),
                 '--work-dir', str(tmp_path / 'work'), '--out', out,
                 '--show-dir', show, '--tta',
-                *small_options(family, *SMALL_TTA.get(family, [])),
+                *small_options(family, *_small_tta(family)),
                 cwd=work)
     log = proc.stdout + proc.stderr
     if family == 'fpn':
