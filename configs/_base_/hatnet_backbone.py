@@ -7,9 +7,10 @@
 # converts their layout in memory (mmhatnet.models.pretrained). A URL is
 # downloaded once into torch hub's cache (~/.cache/torch/hub/checkpoints,
 # or $TORCH_HOME/hub/checkpoints), by rank 0 while the other ranks wait.
-# Offline, point hatnet_release at a folder holding the same file names
-# (the release files, or tools/convert_official.py's output), or set one
-# run's file with --cfg-options model.backbone.init_cfg.checkpoint=PATH.
+# Offline, set hatnet_release to a local folder, '/path/to/weights/',
+# holding these file names (the release files as they are, or
+# tools/convert_official.py's output), or one run's file with
+# --cfg-options model.backbone.init_cfg.checkpoint=PATH.
 hatnet_release = 'https://github.com/yun-liu/HAT-Net/releases/download/v2.0/'
 hatnet_weights = dict(
     tiny=hatnet_release + 'HAT-Net_Tiny.pth',
