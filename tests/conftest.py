@@ -4,6 +4,12 @@ import torch
 from mmhatnet.models.convffn import row_bands
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'slow: minutes and the package index; runs only when '
+        'asked for (-m slow)')
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

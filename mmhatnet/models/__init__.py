@@ -1,9 +1,11 @@
 """The network: the HATNet backbone (``hatnet``), its two halves of a block
 (``attention``: H-MHSA; ``convffn``: the inverted-residual feed-forward),
 the release's ImageNet head (``cls_head``, imported by the ImageNet configs),
-exact loading of pretrained weights (``pretrained``), the converter of the
-authors' weights (``ckpt_convert``, a state dict in and out) and the switch
-to size-independent paths under graph export (``export_mode``)."""
+Mask R-CNN's test-time augmentation with masks (``det_tta``, imported by the
+Mask R-CNN configs), exact loading of pretrained weights (``pretrained``),
+the converter of the authors' weights (``ckpt_convert``, a state dict in and
+out) and the switch to size-independent paths under graph export
+(``export_mode``)."""
 from .attention import HierarchicalAttention
 from .convffn import ConvFFN
 from .hatnet import HATNet

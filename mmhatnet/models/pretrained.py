@@ -24,14 +24,19 @@ from .ckpt_convert import (convert_official, fitting_arch, layout_problems,
                            state_layout)
 
 CONVERT = 'python tools/convert_official.py HAT-Net_<Arch>.pth {dst}'
+#: the authors' release, as configs/_base_/hatnet_backbone.py names it
+RELEASE_URL = ('https://github.com/yun-liu/HAT-Net/releases/download/v2.0/'
+               'HAT-Net_<Arch>.pth')
 
 
 def missing_pretrained_message(path: str, where: str) -> str:
-    """The error for a pretrained file that does not exist."""
+    """The error for a local pretrained file that does not exist."""
     return (f'{where} {path!r} does not exist. Convert the released weights '
-            f'there with `{CONVERT.format(dst=path)}`, point it elsewhere, '
-            f'or train from scratch with init_cfg=None (tools/train.py: '
-            f'--cfg-options model.backbone.init_cfg=None)')
+            f'there with `{CONVERT.format(dst=path)}` or copy the release '
+            f'file there as it is (both load), point it at the release '
+            f'({RELEASE_URL}) or elsewhere, or train from scratch with '
+            f'init_cfg=None (tools/train.py: --cfg-options '
+            f'model.backbone.init_cfg=None)')
 
 
 def _prefixes(state_dict: dict) -> str:

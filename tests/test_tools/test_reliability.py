@@ -130,8 +130,9 @@ def test_non_finite_loss_stops_before_saving(tmp_path):
 
 
 @pytest.mark.parametrize('options, message', [
-    ([], 'model.backbone.init_cfg.checkpoint '
-     "'checkpoints/hatnet_tiny_in1k.pth' does not exist"),
+    (['model.backbone.init_cfg.checkpoint=checkpoints/hatnet_tiny_in1k.pth'],
+     "model.backbone.init_cfg.checkpoint 'checkpoints/hatnet_tiny_in1k.pth' "
+     'does not exist'),
     (['model.backbone.init_cfg=None', 'model.neck.in_channels=[1,2,3,4]'],
      r'set model.neck.in_channels=\[48, 96, 240, 384\]'),
     (['model.backbone.init_cfg=None', 'model.backbone.arch=huge'],
