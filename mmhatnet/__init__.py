@@ -6,7 +6,8 @@ Importing the package (configs do it through ``custom_imports``) registers
 alike. It also registers the runtime pieces (``engine``: hooks, the atomic
 checkpoint backend; ``datasets``: ``CheckAnnotationSize``) and
 makes mmengine read local checkpoints through mmhatnet's safe loading
-(``engine.safe_load``).
+(``engine.safe_load``) and resume without a path from the newest complete
+checkpoint (``engine.resume``).
 
 Layout: ``models/`` the network, ``engine/`` and ``datasets/`` what runs
 beside it in mmengine runners, ``apis/`` the logic of ``tools/train.py``
@@ -15,10 +16,12 @@ reference, the benchmark) and ``demo/`` (generated data sets, the main
 job).
 """
 from . import datasets  # noqa: F401  (registers CheckAnnotationSize)
-from .engine import use_safe_loading_in_mmengine
+from .engine import (use_complete_checkpoints_in_mmengine,
+                     use_safe_loading_in_mmengine)
 from .models import ConvFFN, HATNet, HierarchicalAttention
 
 use_safe_loading_in_mmengine()
+use_complete_checkpoints_in_mmengine()
 
 __version__ = '0.1.0'
 __all__ = ['ConvFFN', 'HATNet', 'HierarchicalAttention', '__version__']

@@ -34,6 +34,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ..apis import test, train, working_dir
+from ..engine import find_latest_checkpoint
 from .chance import chance
 from .curves import write_curves
 from .data import make_demo_data
@@ -118,11 +119,6 @@ def _fresh(task_dir: str, config: str) -> None:
     os.makedirs(task_dir, exist_ok=True)
 
 
-def _last_checkpoint(run_dir: str) -> str:
-    with open(osp.join(run_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
-
-
 def _scalars(run_dir: str) -> str:
     (path, ) = glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))
     return path
@@ -162,7 +158,7 @@ def run_task(name: str, s: Schedule, work_dir: str,
 
     t = time.perf_counter()
     with working_dir(work_dir), _output_to(log), bar, progress_to(bar):
-        metrics = test([config, _last_checkpoint(run_dir),
+        metrics = test([config, find_latest_checkpoint(run_dir),
                         '--work-dir', osp.join(task_dir, 'test')])
     metrics = {k: float(metrics[k]) for k in s.metrics}
     shown = ', '.join(f'{k} {v:.3g}' for k, v in metrics.items())
