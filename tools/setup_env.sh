@@ -100,7 +100,7 @@ if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
     # Python's CFLAGS by the environment's (older ones appended it), so the
     # whole set is given.
     # tools/pch_cxx.sh: c++ with torch's headers precompiled once, not
-    # parsed again for each of the ops' files (a third of the time).
+X
     cflags=$($VENV/bin/python -c 'import sysconfig; print(sysconfig.get_config_var("CFLAGS") or "")')
     CFLAGS="${CFLAGS:-$cflags} -g0" MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
         MMHATNET_CXX=${CXX:-c++} CXX=$PWD/tools/pch_cxx.sh \

@@ -12,8 +12,10 @@ Before each resume, ``last_checkpoint`` is made to fail as a kill leaves it:
 missing, empty, naming a missing file, naming a truncated one.
 
 Run by the common stack, with the newest stack's venv as the other one (set
-up first by tools/run.sh); either venv drives the other. Without the other
-venv the chain runs on this stack alone, and the cross-stack tests skip.
+up first by tools/run.sh), in place of its own train + test of these two
+models (tests/test_tools/test_train_test.py); either venv can drive the
+other. Without the other venv the chain runs on this stack alone, and the
+cross-stack tests skip.
 """
 import os
 import shutil
@@ -151,6 +153,17 @@ def _assert_resumed(out, run_key, start, end):
                                           if scheduler['by_epoch'] else total)
     assert len(saved['message_hub']['log_scalars']['train/loss']
                ._log_history) == total
+
+
+def test_trains_and_tests_on_this_stack(chain):
+    """What tests/test_train_test.py checks for the other families (the
+    stack that drives the chain does not run it for these two)."""
+    for key in ('train A', 'test B'):
+        for value in _metrics(chain[key], chain['metrics']).values():
+            assert 0 <= value <= 100
+    a = load_untrusted(str(chain['work'].parent / 'A.pth'))
+    assert any(k.startswith('backbone.blocks.3.') for k in a['state_dict'])
+    assert not [p for p in os.listdir(chain['work']) if p.endswith('.tmp')]
 
 
 @cross
