@@ -24,6 +24,8 @@ from mmhatnet.demo.hooks import DemoPicturesHook
 from mmhatnet.demo.job import ROOT, run_demo, write_config
 from mmhatnet.demo.schedule import DEFAULT_TASKS, SCHEDULES
 
+slow = pytest.mark.slow  # the tests of a demo run (pytest.ini)
+
 #: The default tasks at a size a test can afford: 2 training iterations.
 TINY = {
     'semantic_fpn': dict(num_train=2, num_val=2, length=2, val_every=2,
@@ -47,6 +49,7 @@ def demo(tmp_path_factory):
     return work_dir, out, terminal.getvalue()
 
 
+@slow
 def test_summary_has_the_documented_shape(demo):
     work_dir, out, _ = demo
     with open(work_dir / 'summary.json') as f:
@@ -67,6 +70,7 @@ def test_summary_has_the_documented_shape(demo):
             assert osp.isfile(osp.join(ROOT, path))
 
 
+@slow
 def test_pictures_show_ground_truth_next_to_prediction(demo):
     work_dir, out, _ = demo
     for name, folder in (('semantic_fpn', 'images/validation'),
@@ -82,6 +86,7 @@ def test_pictures_show_ground_truth_next_to_prediction(demo):
             assert picture.shape == (height, 2 * width, 3)
 
 
+@slow
 def test_terminal_is_one_line_per_phase_and_a_table(demo):
     _, out, text = demo
     lines = text.splitlines()
@@ -95,6 +100,7 @@ def test_terminal_is_one_line_per_phase_and_a_table(demo):
             assert osp.basename(path) in text
 
 
+@slow
 def test_runner_logs_go_to_files(demo):
     work_dir, _, _ = demo
     for name in DEFAULT_TASKS:
@@ -176,6 +182,7 @@ def imagenet_demo(tmp_path_factory):
     return work_dir, out
 
 
+@slow
 def test_classification_job(imagenet_demo):
     _, out = imagenet_demo
     assert list(out) == ['imagenet']
@@ -189,6 +196,7 @@ def _checkpoint(work_dir, name):
         return f.read().strip()
 
 
+@slow
 def test_upstream_inferencers_on_demo_checkpoints(demo, imagenet_demo,
                                                   tmp_path):
     """The README's example: each toolbox's inferencer, a demo config and
