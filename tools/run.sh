@@ -79,8 +79,8 @@ run_tests() {
             | tee "$logs/$stack.out" || failed="$failed $stack"
         times[-1]+=", suite $((SECONDS - start))s"
         # pytest's closing line ('=== N passed ... ==='), for the end
-        line=$(grep -E '(passed|failed|error|no tests ran).* in [0-9.]+s' \
-               "$logs/$stack.out" | tail -1) \
+        line=$(grep -E '(passed|failed|error|skipped|deselected|no tests ran)'\
+'.* in [0-9.]+s' "$logs/$stack.out" | tail -1) \
             || line="[test] $stack stack: pytest printed no summary"
         summary+=("[test] $stack stack:" "$line")
     done
