@@ -20,7 +20,8 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     esac
 done
 helper=${src%%/mmcv/ops/csrc/*}/mmcv/ops/csrc/common/pytorch_cpp_helper.hpp
-if [ -n "$src" ] && [ -n "$out" ] && [ -f "$helper" ]; then
+if [ -n "$src" ] && [ -n "$out" ] && [ -f "$helper" ] \
+        && command -v flock > /dev/null; then
     gch=$helper.gch
     (   # one build; the other jobs wait for it (its flock)
         flock 9
