@@ -7,6 +7,11 @@ setup(
     'backbones for mmdet, mmseg and mmpretrain',
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
+    license='Apache License 2.0',
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'Topic :: Scientific/Engineering :: Artificial Intelligence',
+    ],
     # Exactly the stacks tools/run.sh tests (README, "Environment"): the
     # bottom of each range is requirements/py38.txt (Python 3.8, torch
     # 2.0.1, numpy 1.24.4, mmengine 0.8.5, mmcv 2.0.1, mmdet 3.0.0, mmseg

@@ -1,25 +1,19 @@
 # Semantic FPN + HAT-Net-Small, ADE20K 512x512 (paper Table 4; PVT's recipe):
 # batch 16 (8 GPUs x 2), 80k iterations, AdamW lr 1e-4, wd 1e-4, poly 0.9
 # down to 0; test at shorter side 512 resized to a multiple of 32, single
-# scale, no flip.
-_base_ = 'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py'
-custom_imports = dict(imports=['mmhatnet'], allow_failed_imports=False)
+# scale, no flip. The backbone and the URLs of its ImageNet weights are in
+# _base_/hatnet_backbone.py.
+_base_ = [
+    'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py',
+    './_base_/hatnet_runtime.py',  # custom_imports, custom_hooks
+    './_base_/hatnet_backbone.py',
+]
 
-# ImageNet weights: tools/convert_official.py HAT-Net_Small.pth <this path>
-pretrained = 'checkpoints/hatnet_small_in1k.pth'
 data_root = 'data/ade/ADEChallengeData2016'
 
 model = dict(
     pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='HATNet',
-        arch='small',
-        grid_sizes=(8, 8, 8),
-        pool_ratios=(16, 8, 4),
-        drop_path_rate=0.1,
-        init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    backbone=dict(_delete_=True, **_base_.hatnet_small),
     neck=dict(in_channels=[64, 128, 320, 512]))
 
 crop_size = (512, 512)
@@ -62,12 +56,10 @@ param_scheduler = [
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=80000,
                  val_interval=8000)
-# mmhatnet.engine: atomic checkpoint writes, stop at the first NaN/inf loss,
-# random numbers per (seed, epoch, iteration) for exact resume
+# mmhatnet.engine: atomic checkpoint writes
 default_hooks = dict(
     checkpoint=dict(
         by_epoch=False,
         interval=8000,
         backend_args=dict(backend='atomic_local')))
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='StepSeedHook')]
 auto_scale_lr = dict(enable=False, base_batch_size=16)

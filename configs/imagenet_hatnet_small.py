@@ -7,8 +7,10 @@
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
-    'mmpretrain::_base_/default_runtime.py'
+    'mmpretrain::_base_/default_runtime.py',
+    './_base_/hatnet_runtime.py',  # custom_hooks
 ]
+# the classifier head is mmpretrain's, so imported on its own
 custom_imports = dict(
     imports=['mmhatnet', 'mmhatnet.models.cls_head'],
     allow_failed_imports=False)
@@ -47,8 +49,6 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=5.0))
 auto_scale_lr = dict(base_batch_size=1024)
 
-# mmhatnet.engine: atomic checkpoint writes, stop at the first NaN/inf loss,
-# random numbers per (seed, epoch, iteration) for exact resume
+# mmhatnet.engine: atomic checkpoint writes
 default_hooks = dict(
     checkpoint=dict(backend_args=dict(backend='atomic_local')))
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='StepSeedHook')]

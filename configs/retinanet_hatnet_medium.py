@@ -1,8 +1,9 @@
+# RetinaNet + HAT-Net-Medium: retinanet_hatnet_small.py with the Medium
+# backbone and its ImageNet weights.
 _base_ = './retinanet_hatnet_small.py'
 
-# ImageNet weights: tools/convert_official.py HAT-Net_Medium.pth <this path>
-pretrained = 'checkpoints/hatnet_medium_in1k.pth'
-
 model = dict(
-    backbone=dict(arch='medium', init_cfg=dict(checkpoint=pretrained)),
+    backbone=dict(
+        arch='medium',
+        init_cfg=dict(checkpoint=_base_.hatnet_weights.medium)),
     neck=dict(in_channels=[64, 128, 320, 512]))

@@ -9,19 +9,20 @@
 #   bash tools/run.sh check  set up .venv, then check the stack on every
 #                            device (tools/check.py; README, "GPU")
 # MMHATNET_STACKS="newest" (or "common", "py38", ...) tests those only;
-# MMHATNET_MARKS="not slow" narrows every stack's marker expression.
+# MMHATNET_MARKS="not e2e" narrows every stack's marker expression.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # What each stack runs: a pytest marker expression (markers: pytest.ini).
-# The newest stack runs everything but the cross-stack checkpoint chain,
+# None runs the tests that only run when asked for (slow). The newest stack
+# runs everything else but the cross-stack checkpoint chain,
 # which the common stack drives (it needs the newest venv, set up first)
 # in place of its own train + test of those two models; the older stacks
 # lack the deploy extra; the Python 3.8 stack shares torch 2.0.1 and
 # mmengine 0.8.5 with the common one, which runs what those alone decide.
 declare -A MARKS=(
-    [newest]='not cross_stack'
-    [common]='not deploy and not in_checkpoint_chain'
-    [py38]='not deploy and not cross_stack and not torch_mmengine'
+    [newest]='not slow and not cross_stack'
+    [common]='not slow and not deploy and not in_checkpoint_chain'
+    [py38]='not slow and not deploy and not cross_stack and not torch_mmengine'
 )
 declare -A VENVS=([newest]=.venv [common]=.venv-common [py38]=.venv-py38)
 

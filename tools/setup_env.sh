@@ -6,6 +6,17 @@
 # version and GPU architectures in ${XDG_CACHE_HOME:-~/.cache}/mmhatnet, so
 # a new checkout does not compile mmcv again. On NVIDIA GPUs see README,
 # "GPU".
+# Switches (README, "Existing torch and offline set-up"):
+#   MMHATNET_TORCH=existing   keep the torch, torchvision, numpy, CUDA and
+#                             nvcc of $PYTHON (default python3): the venv is
+#                             made over it (--system-site-packages), the
+#                             stack's pins are chosen by its torch version
+#   MMHATNET_VENV=DIR         the environment to set up instead of .venv...;
+#                 =current    $PYTHON's own environment, no venv (implies
+#                             MMHATNET_TORCH=existing)
+#   MMHATNET_WHEELHOUSE=DIR   install from DIR alone, with no network: a
+#                             folder made by tools/make_wheelhouse.sh
+# What was set up is written to <environment>/.mmhatnet-setup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +36,20 @@ case "$STACK" in
     *) echo "[setup] unknown stack '$STACK'; use newest, common or py38" >&2
        exit 2 ;;
 esac
+# --- existing torch: keep $PYTHON's torch, choose the pins by it -----------
+# tools/existing_torch.py checks Python, torch, torchvision and numpy
+# against setup.py's ranges and sets TORCH, TORCHVISION, NUMPY (kept, ''
+# if absent), PINS and MMHATNET_GPU_KEY; or stops with what is out of range.
+[ "${MMHATNET_VENV:-}" != current ] || MMHATNET_TORCH=existing
+EXISTING=
+if [ "${MMHATNET_TORCH:-}" = existing ]; then
+    EXISTING=1
+    PYTHON=${PYTHON:-python3}
+    existing=$("$PYTHON" tools/existing_torch.py) || exit 1
+    eval "$existing"
+fi
+VENV=${MMHATNET_VENV:-$VENV}
+# ---------------------------------------------------------------------------
 find_python() {  # python$1 from PATH or, unactivated, from pyenv
     local c
     for c in "python$1" \
@@ -42,66 +67,161 @@ fi
 # ---------------------------------------------------------------------------
 
 pin() { sed -n "s/^$1==//p" "$PINS"; }
-TORCH=${MMHATNET_TORCH:-$(pin torch)}
-TORCHVISION=${MMHATNET_TORCHVISION:-$(pin torchvision)}
-# --- GPU: the torch build this driver and these GPUs run ------------------
-# tools/gpu_env.py reads nvidia-smi; it may add a local tag (+cu128) and an
-# index to TORCH / TORCHVISION, or stop with what does not fit and the fix.
-gpu=$("$PYTHON" tools/gpu_env.py torch --torch "$TORCH" \
-      --torchvision "$TORCHVISION") || exit 1
-eval "$gpu"
+if [ -z "$EXISTING" ]; then
+    TORCH=${MMHATNET_TORCH:-$(pin torch)}
+    TORCHVISION=${MMHATNET_TORCHVISION:-$(pin torchvision)}
+    # --- GPU: the torch build this driver and these GPUs run --------------
+    # tools/gpu_env.py reads nvidia-smi; it may add a local tag (+cu128) and
+    # an index to TORCH / TORCHVISION, or stop with what does not fit and
+    # the fix.
+    gpu=$("$PYTHON" tools/gpu_env.py torch --torch "$TORCH" \
+          --torchvision "$TORCHVISION") || exit 1
+    eval "$gpu"
+fi
 TORCH_INDEX_ARGS=(${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"})
 # ---------------------------------------------------------------------------
-PIP="$VENV/bin/python -m pip --disable-pip-version-check"
+# the environment's Python: the venv's, or $PYTHON itself (current)
+CURRENT=
+if [ "$VENV" = current ]; then
+    CURRENT=1
+    PY=$(command -v "$PYTHON")
+    VENV=$("$PY" -c 'import sys; print(sys.prefix)')
+else
+    PY=$VENV/bin/python
+fi
+PIP="$PY -m pip --disable-pip-version-check"
 MMCV=$(pin mmcv)
 # the stack without the torch pins, which the environment may override
-REQS=$(mktemp); trap 'rm -f "$REQS"' EXIT
+REQS=$(mktemp); CONSTRAINTS=$(mktemp)
+trap 'rm -f "$REQS" "$CONSTRAINTS"' EXIT
 grep -v -E '^(torch|torchvision|openmim)==' "$PINS" > "$REQS"
 TORCH_REQS=("torch==$TORCH" "torchvision==$TORCHVISION")
+# --- existing torch: pip may not replace torch, torchvision or numpy ------
+KEEP_ARGS=()
+if [ -n "$EXISTING" ]; then
+    TORCH_REQS=()
+    printf '%s\n' "torch==$TORCH" "torchvision==$TORCHVISION" \
+        ${NUMPY:+"numpy==$NUMPY"} > "$CONSTRAINTS"
+    KEEP_ARGS=(-c "$CONSTRAINTS")
+    [ -z "$NUMPY" ] || sed -i '/^numpy\b/d' "$REQS"
+fi
+# --- offline: every package from a wheelhouse, no index -------------------
+# tools/make_wheelhouse.sh wrote it for one Python version and platform
+WH=
+if [ -n "${MMHATNET_WHEELHOUSE:-}" ]; then
+    WH=$(cd "$MMHATNET_WHEELHOUSE" 2>/dev/null && pwd) \
+        || { echo "[setup] MMHATNET_WHEELHOUSE=$MMHATNET_WHEELHOUSE is not" \
+                  "a folder" >&2; exit 1; }
+    made_for=$(sed -n 's/^python=//p' "$WH/mmhatnet-wheelhouse.txt" \
+               2>/dev/null || true)
+    here=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    if [ "$made_for" != "$here" ]; then
+        echo "[setup] the wheelhouse $WH is for Python ${made_for:-?} (its" \
+             "mmhatnet-wheelhouse.txt), this is Python $here ($PYTHON):" \
+             "make one with tools/make_wheelhouse.sh --python-version" \
+             "$here" >&2
+        exit 1
+    fi
+    if [ -z "$EXISTING" ] && ! ls "$WH/torch-${TORCH%%+*}"[-+]*.whl \
+            >/dev/null 2>&1; then
+        echo "[setup] the wheelhouse $WH has no torch $TORCH: make it with" \
+             "tools/make_wheelhouse.sh --torch, or keep an installed torch" \
+             "with MMHATNET_TORCH=existing" >&2
+        exit 1
+    fi
+    export PIP_NO_INDEX=1 PIP_FIND_LINKS=$WH
+    TORCH_INDEX_ARGS=()
+fi
+# ---------------------------------------------------------------------------
 STAMP="$VENV/.mmhatnet-stamp"
 want=$( (echo "$TORCH $TORCHVISION"; cat "$PINS" setup.py) \
         | sha256sum | cut -d' ' -f1)
 want="$want${MMHATNET_GPU_KEY:+-$MMHATNET_GPU_KEY}"  # the GPUs
+want="$want${EXISTING:+-existing-numpy$NUMPY}"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     exit 0
 fi
 
-[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-echo "[setup] torch==$TORCH torchvision==$TORCHVISION and build tools"
-$PIP install -q "${TORCH_INDEX_ARGS[@]}" "${TORCH_REQS[@]}" \
+# --- existing torch: a venv that sees $PYTHON's packages -------------------
+torch_at() {  # where a Python imports torch from, without importing it
+    "$1" -c 'import importlib.util as u; s = u.find_spec("torch"); print(s.origin if s else "")'
+}
+[ -z "$EXISTING" ] || TORCH_AT=$(torch_at "$PYTHON")
+if [ -n "$EXISTING" ] && [ -z "$CURRENT" ]; then
+    if [ ! -x "$PY" ]; then
+        "$PYTHON" -m venv --system-site-packages "$VENV" || {
+            echo "[setup] $PYTHON cannot make a venv (Debian, Ubuntu:" \
+                 "apt-get install python3-venv); or set up its own" \
+                 "environment: MMHATNET_VENV=current" >&2; exit 1; }
+        # a venv made from a venv's Python sees the base Python's packages,
+        # not that venv's: add its site-packages
+        "$PYTHON" -c 'import site, sys; sys.prefix != sys.base_prefix and print("\n".join(site.getsitepackages()))' \
+            > "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/mmhatnet-base-env.pth"
+    fi
+    if [ "$(torch_at "$PY")" != "$TORCH_AT" ]; then
+        echo "[setup] $VENV imports torch from '$(torch_at "$PY")', not" \
+             "from $PYTHON's $TORCH_AT: remove $VENV (made" \
+             "without MMHATNET_TORCH=existing), or set MMHATNET_VENV to" \
+             "another folder" >&2
+        exit 1
+    fi
+fi
+# ---------------------------------------------------------------------------
+[ -x "$PY" ] || "$PYTHON" -m venv "$VENV"
+if [ -n "$EXISTING" ]; then
+    echo "[setup] keeping torch $TORCH, torchvision $TORCHVISION ($PYTHON);" \
+         "build tools"
+else
+    echo "[setup] torch==$TORCH torchvision==$TORCHVISION and build tools"
+fi
+$PIP install -q "${TORCH_INDEX_ARGS[@]}" "${KEEP_ARGS[@]}" "${TORCH_REQS[@]}" \
     -r <(grep -E '^(setuptools|wheel|ninja|psutil|numpy)' "$REQS")
 
 # mmcv $MMCV is published only as source; mmdet needs its compiled ops.
 # --- GPU: CUDA ops for the GPUs torch sees, or CPU ops ----------------------
 # sets FORCE_CUDA, TORCH_CUDA_ARCH_LIST, CUDA_HOME (installing NVIDIA's nvcc
 # wheels when no toolkit fits) and the cache key; or stops, before compiling
-mmcv_gpu=$($VENV/bin/python tools/gpu_env.py mmcv) || exit 1
+mmcv_gpu=$("$PY" tools/gpu_env.py mmcv) || exit 1
 eval "$mmcv_gpu"
 # ---------------------------------------------------------------------------
-torch_tag=$($VENV/bin/python -c 'import torch, sys; print(torch.__version__.replace("+", "_"), "py%d%d" % sys.version_info[:2], sep="-")')
+torch_tag=$("$PY" -c 'import torch, sys; print(torch.__version__.replace("+", "_"), "py%d%d" % sys.version_info[:2], sep="-")')
 WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/mmhatnet/mmcv-$MMCV-torch$torch_tag${MMHATNET_MMCV_KEY:+-$MMHATNET_MMCV_KEY}"
+# --- offline: a wheel compiled for the same key, carried in the wheelhouse -
+if [ -n "$WH" ] && ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1 \
+        && ls "$WH/mmcv-compiled/${WHEELS##*/}"/mmcv-*.whl >/dev/null 2>&1
+then
+    WHEELS=$WH/mmcv-compiled/${WHEELS##*/}
+fi
+# ---------------------------------------------------------------------------
 if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
     mkdir -p "$WHEELS"
     log="$WHEELS/build.log"
     src=$(mktemp -d)
-    $PIP download -q --no-deps --no-binary :all: "mmcv==$MMCV" -d "$src"
+    if [ -n "$WH" ]; then  # offline: mmcv's source from the wheelhouse
+        cp "$WH/mmcv-$MMCV.tar.gz" "$src"/ || {
+            echo "[setup] the wheelhouse has no mmcv-$MMCV.tar.gz" >&2
+            exit 1; }
+    else
+        $PIP download -q --no-deps --no-binary :all: "mmcv==$MMCV" -d "$src"
+    fi
     tar -xzf "$src"/mmcv-*.tar.gz -C "$src"
     # mmcv's setup.py asks for C++17, but torch >= 2.14's headers need C++20:
     # compile with the newest standard torch's own extension builder uses.
     cxx=$(grep -ohE 'c\+\+(17|20|23)' \
-          "$($VENV/bin/python -c 'import torch.utils.cpp_extension as c; print(c.__file__)')" \
+          "$("$PY" -c 'import torch.utils.cpp_extension as c; print(c.__file__)')" \
           | sort -uV | tail -1)
     sed -i "s/-std=c++17/-std=${cxx:-c++17}/" "$src/mmcv-$MMCV/setup.py"
-    echo "[setup] compiling mmcv $MMCV with ops (10 to 15 min on 2 idle cores; log: $log)"
+    echo "[setup] compiling mmcv $MMCV with ops (5 to 8 min on 2 idle cores; log: $log)"
     # Python's own CFLAGS (pyenv's: -DNDEBUG -g -fwrapv -O3 -Wall) with -g0:
     # the debug info doubles the compile time of each file (torch's
     # templates) and changes no instruction of the ops. setuptools replaces
     # Python's CFLAGS by the environment's (older ones appended it), so the
     # whole set is given.
     # tools/pch_cxx.sh: c++ with torch's headers precompiled once, not
-X
-    cflags=$($VENV/bin/python -c 'import sysconfig; print(sysconfig.get_config_var("CFLAGS") or "")')
+    # parsed again for each of the ops' files: half the CPU time, the same
+    # instructions.
+    cflags=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("CFLAGS") or "")')
     CFLAGS="${CFLAGS:-$cflags} -g0" MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
         MMHATNET_CXX=${CXX:-c++} CXX=$PWD/tools/pch_cxx.sh \
         $PIP wheel -v --no-deps --no-build-isolation --no-cache-dir \
@@ -116,11 +236,32 @@ fi
 MMCV_WHEEL=("$WHEELS"/mmcv-*.whl)
 
 echo "[setup] OpenMMLab stack and mmhatnet"
-$PIP install -q "${TORCH_INDEX_ARGS[@]}" "${MMCV_WHEEL[@]}" -r "$REQS" \
-    "${TORCH_REQS[@]}"
+$PIP install -q "${TORCH_INDEX_ARGS[@]}" "${KEEP_ARGS[@]}" "${MMCV_WHEEL[@]}" \
+    -r "$REQS" "${TORCH_REQS[@]}"
 MIM=$(pin openmim)
 [ -z "$MIM" ] || $PIP install -q --no-deps "openmim==$MIM"
 $PIP install -q --no-deps --no-build-isolation -e .
-$VENV/bin/python -c "$CHECK"
+"$PY" -c "$CHECK"
+# --- existing torch: still the one found ----------------------------------
+if [ -n "$EXISTING" ]; then
+    now=$("$PY" tools/existing_torch.py --kept)
+    [ -n "$NUMPY" ] || now=${now% numpy==*}  # the pins installed numpy
+    now="$now $(torch_at "$PY")"
+    if [ "$now" != "$KEPT $TORCH_AT" ]; then
+        echo "[setup] the set-up changed what it keeps: $now, was $KEPT" \
+             "$TORCH_AT" >&2
+        exit 1
+    fi
+fi
+# ---------------------------------------------------------------------------
+# --- what was set up, for a report (tools/run.sh check) -------------------
+cat > "$VENV/.mmhatnet-setup" <<EOF
+python=$PY
+torch=${EXISTING:+existing }torch==$TORCH torchvision==$TORCHVISION
+pins=$PINS
+wheelhouse=$WH
+mmcv=${MMCV_WHEEL[*]}
+EOF
+# ---------------------------------------------------------------------------
 echo "$want" > "$STAMP"
 echo "[setup] ready: $VENV"

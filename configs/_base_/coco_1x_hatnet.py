@@ -8,8 +8,8 @@ _base_ = [
     'mmdet::_base_/datasets/coco_detection.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    './hatnet_runtime.py',  # custom_imports, custom_hooks
 ]
-custom_imports = dict(imports=['mmhatnet'], allow_failed_imports=False)
 
 data_root = 'data/coco/'
 
@@ -51,8 +51,6 @@ optim_wrapper = dict(
         _delete_=True, type='AdamW', lr=1e-4, weight_decay=1e-4))
 auto_scale_lr = dict(base_batch_size=16)
 
-# mmhatnet.engine: atomic checkpoint writes, stop at the first NaN/inf loss,
-# random numbers per (seed, epoch, iteration) for exact resume
+# mmhatnet.engine: atomic checkpoint writes
 default_hooks = dict(
     checkpoint=dict(backend_args=dict(backend='atomic_local')))
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='StepSeedHook')]

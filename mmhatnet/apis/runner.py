@@ -133,11 +133,128 @@ def train_config(argv: list[str] | None = None) -> Config:
     return cfg
 
 
+TOOLBOXES = ('mmdet', 'mmseg', 'mmpretrain')
+
+
+def _toolbox(cfg: Config, flag: str) -> str:
+    scope = cfg.get('default_scope')
+    if scope not in TOOLBOXES:
+        raise ValueError(f'{flag} follows the tools/test.py of mmdet, mmseg '
+                         f'and mmpretrain; this config\'s default_scope is '
+                         f'{scope!r}')
+    return scope
+
+
+def show_predictions(cfg: Config, out_dir: str) -> None:
+    """``--show-dir``: draw each test prediction into ``out_dir`` with the
+    toolbox's visualization hook, as its own ``tools/test.py`` does."""
+    scope = _toolbox(cfg, '--show-dir')
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise ValueError('--show-dir draws through default_hooks.'
+                         'visualization, which this config does not set')
+    if scope == 'mmdet':  # relative: under work_dir/<timestamp>/
+        hook.update(draw=True, test_out_dir=out_dir)
+    elif scope == 'mmseg':
+        # into the visualizer's vis_data/vis_image/; every image (mmseg's
+        # tool keeps the hook's interval, 50)
+        hook.update(draw=True, interval=1)
+        cfg.visualizer.save_dir = out_dir
+    else:
+        hook.update(enable=True, out_dir=out_dir, interval=1)
+
+
+#: what mmdet's and mmpretrain's tools/test.py merge flip TTA with
+FLIP_TTA_MODELS = {
+    'mmdet': dict(type='DetTTAModel',
+                  tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
+                               max_per_img=100)),
+    'mmpretrain': dict(type='AverageClsScoreTTA'),
+}
+
+
+def _flip_tta_pipeline(pipeline: list, meta_keys: tuple) -> list:
+    """The test pipeline with its packing step (found by type) run on the
+    image and on its horizontal flip: mmdet's and mmpretrain's fallback
+    when a config sets no ``tta_pipeline``."""
+    packs = [i for i, step in enumerate(pipeline)
+             if step['type'] in ('PackDetInputs', 'PackInputs')]
+    if not packs:
+        raise ValueError('--tta: the test pipeline has no PackDetInputs / '
+                         'PackInputs step to augment before')
+    pack = dict(pipeline[packs[0]])
+    if meta_keys and 'meta_keys' in pack:
+        pack['meta_keys'] = tuple(dict.fromkeys([*pack['meta_keys'],
+                                                 *meta_keys]))
+    flips = [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip',
+                                                     prob=0.)]
+    return [*pipeline[:packs[0]],
+            dict(type='TestTimeAug', transforms=[flips, [pack]]),
+            *pipeline[packs[0] + 1:]]
+
+
+def use_tta(cfg: Config) -> None:
+    """``--tta``: wrap the model in the config's ``tta_model`` and test on
+    its ``tta_pipeline``. Without them mmdet and mmpretrain fall back to
+    flip TTA (as their ``tools/test.py`` do); mmseg needs both."""
+    scope = _toolbox(cfg, '--tta')
+    if scope == 'mmpretrain' and cfg.default_hooks.get(
+            'visualization', {}).get('enable'):
+        # its hook reads one image tensor per sample; TTA gives one per view
+        raise ValueError("--tta with --show-dir: mmpretrain's "
+                         'VisualizationHook cannot draw test-time augmented '
+                         'batches; draw without --tta')
+    if scope == 'mmseg' and not ('tta_model' in cfg and 'tta_pipeline' in
+                                 cfg):
+        raise ValueError('--tta: this config sets no tta_model and '
+                         'tta_pipeline (mmseg\'s dataset and runtime bases '
+                         'define them)')
+    if 'tta_model' not in cfg:
+        cfg.tta_model = FLIP_TTA_MODELS[scope]
+    if 'tta_pipeline' not in cfg:
+        meta = ('flip', 'flip_direction') if scope == 'mmdet' else ()
+        cfg.tta_pipeline = _flip_tta_pipeline(
+            cfg.test_dataloader.dataset.pipeline, meta)
+    cfg.model = dict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+
+def dump_predictions(cfg: Config, out: str) -> None:
+    """``--out``: keep the raw predictions as the toolbox's
+    ``tools/test.py`` does: mmdet's ``DumpDetResults`` or mmengine's
+    ``DumpResults`` (mmpretrain) to a .pkl file; mmseg's evaluator writes
+    the predicted label maps into the folder ``out``."""
+    scope = _toolbox(cfg, '--out')
+    evaluator = cfg.test_evaluator
+    metrics = evaluator if isinstance(evaluator, list) else [evaluator]
+    if scope == 'mmseg':
+        cfg.test_evaluator = [dict(m, output_dir=out, keep_results=True)
+                              for m in metrics]
+        return
+    if not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out {out}: {scope} dumps the predictions to a '
+                         f'.pkl file')
+    dump = 'DumpDetResults' if scope == 'mmdet' else 'DumpResults'
+    cfg.test_evaluator = [*metrics, dict(type=dump, out_file_path=out)]
+
+
 def test_config(argv: list[str] | None = None) -> Config:
     """Parse ``tools/test.py`` arguments into a checked config."""
     parser = argparse.ArgumentParser(description='Test a checkpoint')
     _common_args(parser)
     parser.add_argument('checkpoint', help='checkpoint to evaluate')
+    parser.add_argument(
+        '--out', help='keep the raw predictions: mmdet and mmpretrain '
+        'configs dump them to this .pkl file, mmseg configs write the '
+        'predicted label maps into this folder')
+    parser.add_argument(
+        '--show-dir', help='draw the predictions into this folder (mmdet: '
+        'a relative path is under work_dir/<timestamp>/; mmseg: the images '
+        'are in its vis_image/)')
+    parser.add_argument(
+        '--tta', action='store_true', help="test-time augmentation: the "
+        "config's tta_model and tta_pipeline (mmdet, mmpretrain without "
+        'them: flip)')
     args = parser.parse_args(argv)
     try:
         load_untrusted(args.checkpoint)
@@ -148,6 +265,16 @@ def test_config(argv: list[str] | None = None) -> Config:
     # the checkpoint holds every weight: no pretrained file needed
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None
+    try:
+        check_config(cfg)
+        if args.show_dir is not None:
+            show_predictions(cfg, args.show_dir)
+        if args.tta:
+            use_tta(cfg)
+        if args.out is not None:
+            dump_predictions(cfg, args.out)
+    except ValueError as e:
+        parser.error(str(e))
     return cfg
 
 

@@ -1,154 +1,573 @@
-"""Loading untrusted checkpoints, the same way on torch 2.0 to 2.14.
+"""Loading checkpoints from outside as plain data, on torch 2.0 to 2.14.
 
-Every checkpoint that mmhatnet reads, and, once ``mmhatnet`` is imported,
-every local file mmengine reads (``load_from``, resume, ``Pretrained``, the
-inferencers' weights), is unpickled by :class:`SafeUnpickler`: a
-``pickle.Unpickler`` whose ``find_class`` resolves only an allow-list of
-globals, so a pickle that would run code (``os.system``, ``eval``, any other
-callable) is refused before anything runs. It is handed to ``torch.load``
-as its ``pickle_module``, which every torch release accepts; torch still
-reads the zip container and the tensor storages itself.
+Threat model (docs/notes/reliability.md has the long form): a checkpoint
+file or URL may come from an attacker who knows this code. Loading it
+must give plain data or a :class:`CheckpointError` naming the file and what
+was refused; nothing in it may run code, write files, change the state of
+the process (a class attribute, a function's defaults), or crash or exhaust
+the interpreter.
 
-Why not ``torch.load(weights_only=True)`` alone: mmengine's own checkpoints
-hold a ``HistoryBuffer`` with numpy arrays in ``message_hub``. torch >= 2.4
-can allow those with ``torch.serialization.add_safe_globals``, but torch
-2.0-2.3 have no such hook and their weights-only unpickler cannot rebuild
-any object but tensors and ``OrderedDict``; and torch < 2.6 loads with
-``weights_only=False`` by default, so mmengine's resume would run any
-pickle there. One allow-list in one unpickler covers every supported torch:
-torch's own weights-only globals (tensor, parameter and storage rebuilds,
-dtypes, ``OrderedDict``, ...), ``collections.Counter`` (schedulers'
-milestones), ``codecs.encode`` (protocol-2 bytes), numpy arrays, scalars
-and dtypes (under numpy 1 and numpy 2 module paths), mmengine's
-``HistoryBuffer`` and its pickled statistics methods, and nothing else.
+How: ``torch.load`` is never called on such a file. :func:`load_untrusted`
+reads ``torch.save``'s zip container with :mod:`zipfile` and its
+``data.pkl`` with :func:`~.unpickler.restricted_load`, a pickle reader
+that runs nothing: every object is rebuilt here from data (tensors from
+the stored bytes, numpy arrays by value, mmengine's ``HistoryBuffer`` from
+its arrays), never by calling what the file names or by letting it set
+attributes. torch's own weights-only unpickler is not enough on this
+range: before torch 2.6 it cannot be extended to mmengine's objects and
+has a published bypass (CVE-2025-32434), and on any torch, extending it to
+``HistoryBuffer`` or numpy arrays hands BUILD to their ``__setstate__``
+(which writes a class-wide dict, or reads raw memory).
+
+What a checkpoint may hold:
+- tensors and parameters (``torch._utils._rebuild_tensor_v2`` and
+  ``_rebuild_parameter``) over storages of the plain dtypes, and
+  ``OrderedDict`` with its ``_metadata``; str, bytes, numbers, bools,
+  None, tuples, lists and dicts;
+- numpy arrays and scalars of numeric and bool dtypes, by value; mmengine's
+  ``HistoryBuffer`` (``message_hub``); ``collections.Counter`` (schedulers'
+  milestones); sets, frozensets, slices and complex numbers.
+With ``weights_only=True`` (pretrained weights: ``Pretrained``, the
+converter) only the first group is rebuilt; any other object (the
+training arguments some releases pickle beside the weights) is left out
+as an inert :class:`Unloaded` name, never called or built, and logged.
+
+Refused: the legacy (torch < 1.6), tar and TorchScript formats (torch acts
+on their contents itself), raw pickles, compressed zip records, a record
+whose size differs from its storage's, a tensor view reaching outside its
+storage or holding more elements than it (stride-0 amplification),
+``data.pkl`` larger than ``MMHATNET_MAX_PICKLE_MB`` (64 by default: real
+checkpoints' are well under 1 MB; raise it for a huge legitimate one), and
+zip records that together read more bytes than the file has. Memory is
+thus bounded by the file's size.
+
+Once ``mmhatnet`` is imported, :func:`use_safe_loading_in_mmengine` makes
+every scheme mmengine's ``CheckpointLoader`` knows read through here:
+local files, ``http(s)://`` (downloaded to torch hub's cache through a
+temporary file, kept only when whole; rank 0 first), ``torchvision://``,
+``open-mmlab://``, ``openmmlab://``, ``mmcls://``, ``s3://``/``petrel://``;
+``pavi://`` and schemes other code registered before are refused.
 """
 from __future__ import annotations
 
 import _compat_pickle
-import codecs
 import collections
-import functools
+import io
+import math
 import os
-import pickle
-import types
-from typing import Any
+import sys
+import tarfile
+import tempfile
+import urllib.parse
+import urllib.request
+import zipfile
+from typing import Any, Callable
 
 import numpy as np
 import torch
-from mmengine.logging import HistoryBuffer
-from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.logging import HistoryBuffer, print_log
+from mmengine.runner import checkpoint as mme_ckpt
+
+from .unpickler import (Global, NotAPickle, Pending, Rebuilder,
+                        UnsafePickle, hashable, restricted_load)
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is unsafe, unreadable or of the wrong layout."""
 
 
-class RefusedGlobal(pickle.UnpicklingError):
-    """A pickle asked for a global outside the allow-list."""
+def max_pickle_bytes() -> int:
+    """The largest ``data.pkl`` read: ``MMHATNET_MAX_PICKLE_MB`` MiB."""
+    return int(float(os.environ.get('MMHATNET_MAX_PICKLE_MB', 64)) * 2**20)
 
 
-def _history_buffer_method(obj: object, name: str) -> Any:
-    """``getattr`` as a pickled HistoryBuffer uses it, and only so: its
-    statistics methods ('min', 'mean', ...) are pickled as
-    ``getattr(HistoryBuffer, name)``."""
-    allowed = {'min', 'max', 'current', 'mean',
-               *HistoryBuffer._statistics_methods}
-    if obj is not HistoryBuffer or name not in allowed:
-        raise RefusedGlobal(
-            f'refused getattr({obj!r}, {name!r}): only HistoryBuffer '
-            f'statistics methods are allowed')
-    return getattr(obj, name)
+_STORAGE_DTYPES = {
+    'DoubleStorage': torch.float64, 'FloatStorage': torch.float32,
+    'HalfStorage': torch.float16, 'BFloat16Storage': torch.bfloat16,
+    'LongStorage': torch.int64, 'IntStorage': torch.int32,
+    'ShortStorage': torch.int16, 'CharStorage': torch.int8,
+    'ByteStorage': torch.uint8, 'BoolStorage': torch.bool,
+    'ComplexFloatStorage': torch.complex64,
+    'ComplexDoubleStorage': torch.complex128,
+    'UntypedStorage': torch.uint8,
+}
+_TORCH_DTYPES = {f'torch.{str(d).split(".")[1]}': d
+                 for d in _STORAGE_DTYPES.values()}
+_NUMPY_CODES = {'b1', 'i1', 'u1', 'i2', 'u2', 'i4', 'u4', 'i8', 'u8', 'f2',
+                'f4', 'f8', 'c8', 'c16'}
+_LOCATION_CHARS = set('abcdefghijklmnopqrstuvwxyz0123456789:_')
+_HB = 'mmengine.logging.history_buffer.HistoryBuffer'
+_HB_STATISTICS = ('min', 'max', 'current', 'mean')
+_TENSOR_NAMES = {
+    'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter',
+    'torch._utils._rebuild_parameter_with_state', 'collections.OrderedDict',
+    '_codecs.encode', *(f'torch.{s}' for s in _STORAGE_DTYPES),
+    *_TORCH_DTYPES
+}
+_OBJECT_NAMES = {
+    'numpy.ndarray', 'numpy.dtype', 'numpy.core.multiarray._reconstruct',
+    'numpy._core.multiarray._reconstruct', 'numpy.core.multiarray.scalar',
+    'numpy._core.multiarray.scalar', _HB, 'builtins.getattr',
+    'collections.Counter', 'builtins.set', 'builtins.frozenset',
+    'builtins.slice', 'builtins.complex',
+    *(f'{_HB}.{m}' for m in _HB_STATISTICS)
+}
 
 
-def _torch_weights_only_globals() -> dict:
-    """'module.name' -> object: what torch's weights-only unpickler allows
-    (tensor, parameter and storage rebuilds, dtypes, OrderedDict, ...)."""
-    from torch import _weights_only_unpickler as wo
-    return dict(wo._get_allowed_globals())
+class _StatisticsMethod:
+    """A pickled ``HistoryBuffer.<name>``, kept as its name only: the
+    buffer rebuilt here uses mmengine's own statistics methods."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
 
-def _numpy_globals() -> dict:
-    """Numpy arrays, scalars and dtypes, under the module paths numpy 1
-    ('numpy.core') and numpy 2 ('numpy._core') pickle them with."""
-    multiarray = (np._core.multiarray if hasattr(
-        getattr(np, '_core', None), 'multiarray') else np.core.multiarray)
-    dtype_classes = {type(np.dtype(t)) for t in
-                     (np.float64, np.float32, np.float16, np.int64,
-                      np.int32, np.int16, np.int8, np.uint8, np.bool_)}
-    allowed = {'numpy.ndarray': np.ndarray, 'numpy.dtype': np.dtype}
-    for cls in dtype_classes:
-        allowed[f'{cls.__module__}.{cls.__name__}'] = cls
-        allowed[f'numpy.dtypes.{cls.__name__}'] = cls
-    for core in ('numpy.core', 'numpy._core'):
-        allowed[f'{core}.multiarray._reconstruct'] = multiarray._reconstruct
-        allowed[f'{core}.multiarray.scalar'] = multiarray.scalar
-    return allowed
+class Unloaded:
+    """What a weights-only load leaves in place of an object that is not
+    weights (an ``argparse.Namespace`` of training arguments, say): its
+    name only. Nothing of it was called or built."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f'Unloaded({self.name!r})'
 
 
-@functools.lru_cache(maxsize=None)
-def _allowed_globals() -> dict:
-    return {
-        **_torch_weights_only_globals(),
-        **_numpy_globals(),
-        'mmengine.logging.history_buffer.HistoryBuffer': HistoryBuffer,
-        'builtins.getattr': _history_buffer_method,
-        # protocol 2 pickles bytes (numpy array data) as a latin-1 str
-        '_codecs.encode': codecs.encode,
-        # MultiStepLR's milestones (torch 2.0's allow-list lacks it)
-        'collections.Counter': collections.Counter,
-        'builtins.set': set,
-        'builtins.frozenset': frozenset,
-        'builtins.slice': slice,
-        'builtins.complex': complex,
-    }
+class _UnloadedGlobal(Global):
+    """A global a weights-only load does not rebuild."""
 
 
-class SafeUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the allow-listed globals."""
+class _Storage:
+    """A tensor storage read from its zip record, on its device."""
 
-    def find_class(self, module: str, name: str) -> Any:
-        # protocol 2 pickles (torch.save's) name Python 2 modules
-        # ('__builtin__'); map them as pickle.Unpickler.find_class does
-        if (module, name) in _compat_pickle.NAME_MAPPING:
-            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        found = _allowed_globals().get(f'{module}.{name}')
-        if found is None:
-            raise RefusedGlobal(
-                f'refused GLOBAL {module}.{name}: only tensors, plain '
-                f'containers, numpy arrays and mmengine HistoryBuffers are '
-                f'allowed')
-        return found
+    def __init__(self, base: torch.Tensor) -> None:
+        self.base = base  # 1-D, the storage's dtype
+        self.numel = base.numel()
 
 
-def _safe_pickle_load(file, **kwargs) -> Any:
-    return SafeUnpickler(file, **kwargs).load()
+def _ints(x: Any, what: str) -> tuple:
+    if not (isinstance(x, tuple) and len(x) <= 64 and all(
+            type(i) is int and i >= 0 for i in x)):
+        raise UnsafePickle(f'refused a tensor {what} {x!r}: not a tuple of '
+                           f'non-negative ints')
+    return x
 
 
-# what torch.load reads from its ``pickle_module``
-safe_pickle = types.ModuleType('mmhatnet_safe_pickle')
-safe_pickle.Unpickler = SafeUnpickler
-safe_pickle.load = _safe_pickle_load
-safe_pickle.UnpicklingError = pickle.UnpicklingError
+def _empty_hooks(x: Any) -> None:
+    if x not in (None, {}, ()):
+        raise UnsafePickle('refused a tensor with backward hooks or state')
 
 
-def load_untrusted(path: str, map_location: Any = 'cpu') -> object:
-    """``torch.load`` through :class:`SafeUnpickler`: tensors, plain
-    containers, numpy arrays and mmengine's checkpoint classes only; no
-    code runs while unpickling."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f'{path}: no such file')
+class CheckpointRebuilder(Rebuilder):
+    """Rebuilds, from data, what :func:`load_untrusted` allows."""
+
+    def __init__(self, storage: Callable[[str, torch.dtype, int, str],
+                                         _Storage] | None,
+                 weights_only: bool) -> None:
+        self.storage = storage
+        self.weights_only = weights_only
+        self.names = _TENSOR_NAMES if weights_only else (_TENSOR_NAMES
+                                                         | _OBJECT_NAMES)
+        self.unloaded: set = set()
+
+    def allowed(self, g: Global) -> bool:
+        key = (g.module, g.name)
+        if key in _compat_pickle.NAME_MAPPING:  # protocol 2's Python 2 names
+            g.module, g.name = _compat_pickle.NAME_MAPPING[key]
+        g.module = _compat_pickle.IMPORT_MAPPING.get(g.module, g.module)
+        return g.qualname in self.names or self.weights_only
+
+    def resolve(self, g: Global) -> Any:
+        if g.qualname not in self.names:  # weights only: not rebuilt
+            self.unloaded.add(g.qualname)
+            return _UnloadedGlobal(g.module, g.name)
+        if g.qualname in _TORCH_DTYPES:
+            return _TORCH_DTYPES[g.qualname]
+        if g.qualname.startswith(_HB + '.'):
+            return _StatisticsMethod(g.name.split('.')[-1])
+        return g
+
+    # --- REDUCE --------------------------------------------------------------
+    def reduce(self, g: Global, args: tuple) -> Any:
+        if isinstance(g, _UnloadedGlobal):
+            return Unloaded(g.qualname)
+        name = g.qualname.rsplit('.', 1)[-1]
+        if g.module == 'torch._utils':
+            return self._tensor(name, args)
+        rebuild = {
+            'collections.OrderedDict': self._ordered_dict,
+            '_codecs.encode': self._encode,
+            'collections.Counter': self._counter,
+            'builtins.set': lambda a: set(self._items(a)),
+            'builtins.frozenset': lambda a: frozenset(self._items(a)),
+            'builtins.slice': self._slice,
+            'builtins.complex': self._complex,
+            'numpy.dtype': self._dtype,
+            'builtins.getattr': self._getattr,
+        }.get(g.qualname)
+        if rebuild is not None:
+            return rebuild(args)
+        if name == '_reconstruct':
+            if not (len(args) == 3 and isinstance(args[0], Global) and
+                    args[0].qualname == 'numpy.ndarray' and
+                    args[1] == (0,) and args[2] == b'b'):
+                raise UnsafePickle(f'refused {g}{args!r}: only '
+                                   f'_reconstruct(ndarray, (0,), b"b")')
+            return Pending('numpy array')
+        if name == 'scalar':
+            return self._scalar(args)
+        raise UnsafePickle(f'refused REDUCE of {g}')
+
+    def _tensor(self, name: str, args: tuple) -> torch.Tensor:
+        if name == '_rebuild_tensor_v2' and len(args) in (6, 7):
+            storage, offset, size, stride, requires_grad, hooks = args[:6]
+            if len(args) == 7 and args[6] not in (None, {}):
+                raise UnsafePickle('refused a tensor with metadata '
+                                   f'{args[6]!r}')
+            _empty_hooks(hooks)
+            if not isinstance(storage, _Storage) or type(offset) is not int \
+                    or offset < 0 or not isinstance(requires_grad, bool):
+                raise UnsafePickle('refused _rebuild_tensor_v2 arguments')
+            size, stride = _ints(size, 'size'), _ints(stride, 'stride')
+            if len(size) != len(stride):
+                raise UnsafePickle(f'refused a tensor of size {size} and '
+                                   f'stride {stride}')
+            numel = math.prod(size)
+            if numel:
+                end = offset + sum((n - 1) * s for n, s in zip(size, stride))
+                if end >= storage.numel or numel > storage.numel:
+                    raise UnsafePickle(
+                        f'refused a tensor view of size {size}, stride '
+                        f'{stride} and offset {offset} over a storage of '
+                        f'{storage.numel} elements')
+            t = torch.empty((0,), dtype=storage.base.dtype,
+                            device=storage.base.device)
+            t.set_(storage.base.untyped_storage(), offset, size, stride)
+            if requires_grad:
+                t.requires_grad_(True)
+            return t
+        if name in ('_rebuild_parameter', '_rebuild_parameter_with_state') \
+                and len(args) == (3 if name == '_rebuild_parameter' else 4):
+            data, requires_grad = args[0], args[1]
+            for extra in args[2:]:
+                _empty_hooks(extra)
+            if not isinstance(data, torch.Tensor) or \
+                    not isinstance(requires_grad, bool):
+                raise UnsafePickle(f'refused {name} arguments')
+            return torch.nn.Parameter(data, requires_grad)
+        raise UnsafePickle(f'refused torch._utils.{name}')
+
+    @staticmethod
+    def _items(args: tuple) -> list:
+        if not (len(args) == 1 and isinstance(args[0], (list, tuple))):
+            raise UnsafePickle('refused set() of anything but a list')
+        return [hashable(i) for i in args[0]]
+
+    @staticmethod
+    def _ordered_dict(args: tuple) -> collections.OrderedDict:
+        if args == ():
+            return collections.OrderedDict()
+        if len(args) == 1 and isinstance(args[0], list) and all(
+                isinstance(p, tuple) and len(p) == 2 for p in args[0]):
+            return collections.OrderedDict(
+                (hashable(k), v) for k, v in args[0])
+        raise UnsafePickle('refused OrderedDict arguments')
+
+    @staticmethod
+    def _encode(args: tuple) -> bytes:
+        if len(args) == 2 and isinstance(args[0], str) and \
+                args[1] in ('latin1', 'latin-1'):
+            return args[0].encode('latin-1')
+        raise UnsafePickle('refused _codecs.encode arguments')
+
+    @staticmethod
+    def _counter(args: tuple) -> collections.Counter:
+        if args == ():
+            return collections.Counter()
+        if len(args) == 1 and isinstance(args[0], dict) and all(
+                type(v) in (int, float) for v in args[0].values()):
+            return collections.Counter(
+                {hashable(k): v for k, v in args[0].items()})
+        raise UnsafePickle('refused Counter arguments: a dict of numbers '
+                           'only')
+
+    @staticmethod
+    def _slice(args: tuple) -> slice:
+        if len(args) == 3 and all(a is None or type(a) is int for a in args):
+            return slice(*args)
+        raise UnsafePickle('refused slice arguments')
+
+    @staticmethod
+    def _complex(args: tuple) -> complex:
+        if 1 <= len(args) <= 2 and all(type(a) in (int, float)
+                                       for a in args):
+            return complex(*args)
+        raise UnsafePickle('refused complex arguments')
+
+    @staticmethod
+    def _dtype(args: tuple) -> Pending:
+        if len(args) == 3 and args[0] in _NUMPY_CODES and \
+                args[1] in (0, False) and args[2] in (1, True):
+            return Pending('numpy dtype', args[0])
+        raise UnsafePickle(f'refused numpy.dtype{args!r}: only the numeric '
+                           f'and bool dtypes {sorted(_NUMPY_CODES)}')
+
+    @staticmethod
+    def _getattr(args: tuple) -> _StatisticsMethod:
+        if len(args) == 2 and isinstance(args[0], Global) and \
+                args[0].qualname == _HB and args[1] in _HB_STATISTICS:
+            return _StatisticsMethod(args[1])
+        raise UnsafePickle(f'refused getattr{args!r}: only HistoryBuffer\'s '
+                           f'statistics methods {_HB_STATISTICS}')
+
+    @staticmethod
+    def _scalar(args: tuple) -> Any:
+        if len(args) == 2 and isinstance(args[0], np.dtype) and \
+                isinstance(args[1], bytes) and \
+                len(args[1]) == args[0].itemsize:
+            return np.frombuffer(args[1], dtype=args[0])[0]
+        raise UnsafePickle('refused numpy scalar arguments')
+
+    # --- NEWOBJ and BUILD ----------------------------------------------------
+    def newobj(self, g: Global, args: tuple) -> Any:
+        if isinstance(g, _UnloadedGlobal):
+            return Unloaded(g.qualname)
+        if g.qualname == _HB and args == ():
+            return Pending('HistoryBuffer')
+        raise UnsafePickle(f'refused NEWOBJ of {g}')
+
+    def build(self, obj: Any, state: Any) -> Any:
+        if isinstance(obj, Unloaded):
+            return obj
+        if isinstance(obj, Pending) and not obj.built:
+            obj.value = {'numpy dtype': self._build_dtype,
+                         'numpy array': self._build_array,
+                         'HistoryBuffer': self._build_history}[obj.kind](
+                             obj.value, state)
+            obj.built = True
+            return obj
+        if isinstance(obj, collections.OrderedDict) and isinstance(
+                state, dict) and set(state) <= {'_metadata'}:
+            for k, v in state.items():  # an instance attribute, plain data
+                setattr(obj, k, v)
+            return obj
+        raise UnsafePickle(f'refused BUILD on a {type(obj).__name__}')
+
+    @staticmethod
+    def _build_dtype(code: str, state: Any) -> np.dtype:
+        dtype = np.dtype(code)
+        if isinstance(state, tuple) and len(state) > 1 and \
+                state[1] in ('<', '>') and dtype.byteorder != '|':
+            dtype = dtype.newbyteorder(state[1])
+        if state != dtype.__reduce__()[2]:  # fields, flags: a plain dtype's
+            raise UnsafePickle(f'refused numpy dtype state {state!r} for '
+                               f'{code!r}')
+        return dtype
+
+    @staticmethod
+    def _build_array(_: None, state: Any) -> np.ndarray:
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise UnsafePickle('refused numpy array state')
+        _, shape, dtype, fortran, data = state
+        shape = _ints(shape, 'shape')
+        if not (isinstance(dtype, np.dtype) and isinstance(fortran, bool)
+                and isinstance(data, bytes)
+                and len(data) == math.prod(shape) * dtype.itemsize):
+            raise UnsafePickle(f'refused numpy array data for shape '
+                               f'{shape}')
+        return np.frombuffer(data, dtype=dtype).reshape(
+            shape, order='F' if fortran else 'C').copy(order='K')
+
+    @staticmethod
+    def _build_history(_: None, state: Any) -> HistoryBuffer:
+        if not (isinstance(state, dict) and set(state) <= {
+                'max_length', '_log_history', '_count_history',
+                'statistics_methods'}):
+            raise UnsafePickle('refused HistoryBuffer state keys '
+                               f'{sorted(state) if isinstance(state, dict) else state!r}')  # noqa: E501
+        log, count = state.get('_log_history'), state.get('_count_history')
+        max_length = state.get('max_length', 1000000)
+        if not (type(max_length) is int and max_length > 0 and all(
+                isinstance(a, np.ndarray) and a.ndim == 1 for a in
+                (log, count)) and len(log) == len(count)):
+            raise UnsafePickle('refused HistoryBuffer state values')
+        buffer = HistoryBuffer(max_length=max_length)
+        buffer._log_history, buffer._count_history = log, count
+        return buffer
+
+    # --- storages ------------------------------------------------------------
+    def persistent_load(self, pid: Any) -> _Storage:
+        if self.storage is None:
+            return super().persistent_load(pid)
+        if not (isinstance(pid, tuple) and len(pid) == 5 and
+                pid[0] == 'storage'):
+            raise UnsafePickle(f'refused persistent id {pid!r}')
+        _, kind, key, location, numel = pid
+        name = getattr(kind, 'qualname', '')[len('torch.'):]
+        if name not in _STORAGE_DTYPES or not isinstance(key, str) or \
+                not key.isdigit() or not isinstance(location, str) or \
+                not set(location) <= _LOCATION_CHARS or \
+                type(numel) is not int or numel < 0:
+            raise UnsafePickle(f'refused persistent id {pid!r}')
+        return self.storage(key, _STORAGE_DTYPES[name], numel, location)
+
+
+# --- containers -----------------------------------------------------------
+LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
+RESAVE = ('load it where you trust it and save it again with '
+          '`torch.save(torch.load(f), f2)` (torch >= 1.6 writes the zip '
+          'format)')
+
+
+def _device(location: str, map_location: Any) -> torch.device:
+    if isinstance(map_location, dict):
+        map_location = map_location.get(location, location)
+    if map_location is None:
+        map_location = location
+    if isinstance(map_location, (str, torch.device)):
+        return torch.device(map_location)
+    raise CheckpointError(f'map_location {map_location!r}: give a device '
+                          f'(str or torch.device), a dict of them, or None')
+
+
+def _load_zip(f, name: str, size: int, map_location: Any,
+              weights_only: bool) -> Any:
+    with zipfile.ZipFile(f) as archive:
+        records = {i.filename: i for i in archive.infolist()}
+        if any(n.endswith('/constants.pkl') or '/code/' in n
+               for n in records):
+            raise CheckpointError(
+                f'{name} is a TorchScript archive (torch.jit.save), which '
+                f'torch acts on while loading: refused. Save the model\'s '
+                f'state_dict with torch.save instead')
+        pickles = [n for n in records
+                   if n == 'data.pkl' or n.endswith('/data.pkl')]
+        if len(pickles) != 1:
+            raise CheckpointError(f'{name} is a zip file but not a '
+                                  f'torch.save checkpoint (no data.pkl)')
+        prefix = pickles[0][:-len('data.pkl')]
+        for info in records.values():
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise CheckpointError(
+                    f'{name}: refused: record {info.filename} is compressed '
+                    f'(torch.save stores records; a compressed one can '
+                    f'expand without bound)')
+        budget = [size]
+
+        def read(record: str, expected: int | None = None) -> bytes:
+            info = records.get(record)
+            if info is None:
+                raise UnsafePickle(f'refused: no record {record}')
+            if expected is not None and info.file_size != expected:
+                raise UnsafePickle(
+                    f'refused: record {record} holds {info.file_size} '
+                    f'bytes, its storage declares {expected}')
+            budget[0] -= info.file_size
+            if budget[0] < 0:
+                raise UnsafePickle('refused: its records overlap (they '
+                                   'read more bytes than the file has)')
+            return archive.read(record)  # checks the CRC
+
+        order = records.get(prefix + 'byteorder')
+        if order is not None and archive.read(order).decode(
+                'ascii', 'replace') != sys.byteorder:
+            raise CheckpointError(f'{name} was saved on a '
+                                  f'{archive.read(order)!r}-endian machine')
+        if records[pickles[0]].file_size > max_pickle_bytes():
+            raise CheckpointError(
+                f'{name}: refused: data.pkl has '
+                f'{records[pickles[0]].file_size} bytes, more than '
+                f'MMHATNET_MAX_PICKLE_MB={max_pickle_bytes() / 2**20:g} MiB; '
+                f'raise it for a file you expect to be that large')
+        storages: dict = {}
+
+        def storage(key: str, dtype: torch.dtype, numel: int,
+                    location: str) -> _Storage:
+            if key not in storages:
+                itemsize = torch.empty((), dtype=dtype).element_size()
+                data = bytearray(read(f'{prefix}data/{key}',
+                                      numel * itemsize))
+                base = torch.frombuffer(data, dtype=dtype) if data else \
+                    torch.empty((0,), dtype=dtype)
+                storages[key] = _Storage(
+                    base.to(_device(location, map_location)))
+            elif storages[key].base.dtype != dtype:
+                raise UnsafePickle(f'refused: storage {key} read as two '
+                                   f'dtypes')
+            return storages[key]
+
+        rebuilder = CheckpointRebuilder(storage, weights_only)
+        loaded = restricted_load(read(pickles[0]), rebuilder)
+        if rebuilder.unloaded:
+            print_log(f'{name}: loaded the weights only; left out what '
+                      f'they are not: {sorted(rebuilder.unloaded)}',
+                      logger='current')
+        return loaded
+
+
+def _refuse_other_format(f, name: str) -> None:
+    """Raise the CheckpointError for a file that is not a zip archive."""
+    f.seek(257)
+    if f.read(5) == b'ustar':  # a tar header's magic
+        raise CheckpointError(f'{name} is in the tar format of torch < '
+                              f'0.4, which is refused: {RESAVE}')
+    f.seek(0)
+    head = f.read(max_pickle_bytes())
     try:
-        return torch.load(path, map_location=map_location,
-                          pickle_module=safe_pickle, weights_only=False)
-    except RefusedGlobal as e:
+        first = restricted_load(head, CheckpointRebuilder(None, False))
+    except NotAPickle as e:
         raise CheckpointError(
-            f'{path}: refused: its pickle asks for code outside plain '
-            f'tensors and containers, so it is not loaded ({e})') from None
-    except Exception as e:  # torch raises many types for a foreign file
+            f'{name} is not a PyTorch checkpoint (neither torch.save\'s zip '
+            f'format nor a pickle: {e})') from None
+    if type(first) is int and first == LEGACY_MAGIC:
+        raise CheckpointError(f'{name} is in the legacy format of torch < '
+                              f'1.6 (or _use_new_zipfile_serialization='
+                              f'False), which is refused: {RESAVE}')
+    raise CheckpointError(f'{name} is a raw pickle, not a torch.save '
+                          f'checkpoint; refused')
+
+
+def _load_bytes(f, name: str, size: int, map_location: Any,
+                weights_only: bool) -> Any:
+    try:
+        if zipfile.is_zipfile(f):
+            f.seek(0)
+            return _load_zip(f, name, size, map_location, weights_only)
+        _refuse_other_format(f, name)
+    except UnsafePickle as e:
         raise CheckpointError(
-            f'{path} is not a PyTorch checkpoint '
-            f'({type(e).__name__}: {str(e)[:200]})') from None
+            f'{name}: refused: its pickle asks for code or objects outside '
+            f'plain data, so it is not loaded ({e})') from None
+    except NotAPickle as e:
+        raise CheckpointError(f'{name} is not a PyTorch checkpoint '
+                              f'({e})') from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError,
+            OSError) as e:
+        raise CheckpointError(f'{name} is not a PyTorch checkpoint (a '
+                              f'broken zip archive: {e})') from None
+
+
+def load_untrusted(source: str | bytes, map_location: Any = 'cpu',
+                   weights_only: bool = False) -> Any:
+    """The checkpoint at ``source`` (a path, a URL of a scheme mmengine
+    reads, or the file's bytes) as plain data, or :class:`CheckpointError`.
+
+    ``weights_only=True`` allows tensors and containers only (pretrained
+    weights); the default also mmengine's checkpoint objects (resume).
+    """
+    if isinstance(source, (bytes, bytearray)):
+        return _load_bytes(io.BytesIO(source), 'checkpoint bytes',
+                           len(source), map_location, weights_only)
+    source = str(source)
+    if '://' in source:
+        return _load_scheme(source, map_location, weights_only)
+    path = os.path.expanduser(source)
+    if not os.path.isfile(path):
+        raise CheckpointError(f'{source}: no such file')
+    with open(path, 'rb') as f:
+        return _load_bytes(f, source, os.path.getsize(path), map_location,
+                           weights_only)
 
 
 def state_dict_of(obj: object, path: str = 'checkpoint') -> dict:
@@ -158,6 +577,13 @@ def state_dict_of(obj: object, path: str = 'checkpoint') -> dict:
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
+    unloaded = sorted({v.name for v in obj.values() if isinstance(
+        v, Unloaded)}) if isinstance(obj, dict) else []
+    if unloaded:
+        raise CheckpointError(
+            f'{path}: refused: its state dict holds objects that are not '
+            f'tensors ({", ".join(unloaded)}); nothing of them was run or '
+            f'built')
     if not (isinstance(obj, dict) and obj and all(
             isinstance(v, torch.Tensor) for v in obj.values())):
         raise CheckpointError(
@@ -166,17 +592,146 @@ def state_dict_of(obj: object, path: str = 'checkpoint') -> dict:
     return obj
 
 
-def _load_local(filename: str, map_location: Any = None) -> object:
-    """mmengine's loader of local files, through :func:`load_untrusted`."""
-    filename = os.path.expanduser(filename)
-    if not os.path.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return load_untrusted(filename, map_location)
+# --- URLs -----------------------------------------------------------------
+def download(url: str) -> str:
+    """The file at ``url`` in torch hub's cache (``$TORCH_HOME/hub/
+    checkpoints``), downloaded to a temporary file there and renamed only
+    when whole (its Content-Length reached and its zip archive readable),
+    so a cut-off download never stays in the cache."""
+    filename = os.path.basename(urllib.parse.urlparse(url).path)
+    if not filename:
+        raise CheckpointError(f'{url}: no file name in the URL')
+    folder = os.path.join(torch.hub.get_dir(), 'checkpoints')
+    cached = os.path.join(folder, filename)
+    if os.path.isfile(cached):
+        return cached
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=filename + '.',
+                               suffix='.part')
+    try:
+        with os.fdopen(fd, 'wb') as f, \
+                urllib.request.urlopen(url, timeout=60) as response:
+            total = int(response.headers.get('Content-Length') or 0)
+            print_log(f'Downloading {url} to {cached} '
+                      f'({total / 2**20:.1f} MiB)', logger='current')
+            done, shown = 0, 0
+            while True:
+                chunk = response.read(1 << 20)
+                if not chunk:
+                    break
+                f.write(chunk)
+                done += len(chunk)
+                if total and sys.stderr.isatty() and \
+                        done * 10 // total > shown:
+                    shown = done * 10 // total
+                    print(f'\r{filename}: {100 * done // total}% of '
+                          f'{total / 2**20:.1f} MiB', end='',
+                          file=sys.stderr, flush=True)
+        if total and done != total:
+            raise CheckpointError(f'{url}: download cut off at {done} of '
+                                  f'{total} bytes; nothing was cached')
+        if not _whole_zip(tmp):
+            raise CheckpointError(f'{url}: the download is not a whole '
+                                  f'torch.save checkpoint; nothing was '
+                                  f'cached')
+        os.replace(tmp, cached)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return cached
+
+
+def _whole_zip(path: str) -> bool:
+    """Whether ``path`` is a zip archive whose records all read back with
+    their CRCs."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
+def _download_once(url: str) -> str:
+    """:func:`download` on rank 0 first, then on the others (they find
+    it cached where the file system is shared), as mmengine does."""
+    from mmengine.dist import barrier, get_dist_info
+    rank, world_size = get_dist_info()
+    path = download(url) if rank == 0 else None
+    if world_size > 1:
+        barrier()
+        if rank > 0:
+            path = download(url)
+    return path
+
+
+def _model_url(source: str) -> str:
+    """The URL or mmengine-home path a ``torchvision://``, ``modelzoo://``,
+    ``open-mmlab://``, ``openmmlab://`` or ``mmcls://`` name stands for."""
+    scheme, name = source.split('://', 1)
+    if scheme in ('torchvision', 'modelzoo'):
+        urls = mme_ckpt.get_torchvision_models()
+    elif scheme == 'mmcls':
+        urls = mme_ckpt.get_mmcls_models()
+    else:
+        urls = mme_ckpt.get_external_models()
+        name = mme_ckpt.get_deprecated_model_names().get(name, name)
+    if name not in urls:
+        raise CheckpointError(f'{source}: no model {name!r} under '
+                              f'{scheme}://')
+    url = urls[name]
+    if url.startswith(('http://', 'https://')):
+        return url
+    return os.path.join(mme_ckpt._get_mmengine_home(), url)
+
+
+def _load_scheme(source: str, map_location: Any, weights_only: bool) -> Any:
+    scheme = source.split('://', 1)[0].rsplit(':', 1)[-1]
+    if scheme in ('http', 'https'):
+        return load_untrusted(_download_once(source), map_location,
+                              weights_only)
+    if scheme in ('torchvision', 'modelzoo', 'open-mmlab', 'openmmlab',
+                  'mmcls'):
+        checkpoint = load_untrusted(_model_url(source), map_location,
+                                    weights_only)
+        if scheme == 'mmcls':
+            checkpoint = mme_ckpt._process_mmcls_checkpoint(checkpoint)
+        return checkpoint
+    if scheme in ('s3', 'petrel'):
+        from mmengine.fileio import get_file_backend
+        data = get_file_backend(source, backend_args={
+            'backend': 'petrel'}).get(source)
+        return _load_bytes(io.BytesIO(data), source, len(data),
+                           map_location, weights_only)
+    raise CheckpointError(f'{source}: the {scheme}:// scheme is not read by '
+                          f"mmhatnet's safe loading; download the file and "
+                          f'give its path')
+
+
+# --- mmengine --------------------------------------------------------------
+def _mmengine_loader(source: str, map_location: Any = None) -> Any:
+    """mmengine's loader of every scheme, through :func:`load_untrusted`."""
+    if '://' not in source:
+        path = os.path.expanduser(source)
+        if not os.path.isfile(path):  # the error mmengine's callers expect
+            raise FileNotFoundError(f'{source} can not be found.')
+    return load_untrusted(source, map_location)
+
+
+_mmengine_loader.__name__ = 'load_from_mmhatnet_safe_loading'
 
 
 def use_safe_loading_in_mmengine() -> None:
-    """Make mmengine read local checkpoints (``load_from``, resume,
-    ``Pretrained``, the inferencers' weights) with :func:`load_untrusted`.
-    """
-    CheckpointLoader.register_scheme(prefixes='', loader=_load_local,
-                                     force=True)
+    """Make every scheme of mmengine's ``CheckpointLoader`` (``load_from``,
+    resume, ``Pretrained``, the inferencers' weights) load through
+    :func:`load_untrusted`."""
+    prefixes = set(mme_ckpt.CheckpointLoader._schemes) | {
+        '', 'http://', 'https://', 'modelzoo://', 'torchvision://',
+        'open-mmlab://', 'openmmlab://', 'mmcls://', 'pavi://'}
+    mme_ckpt.CheckpointLoader.register_scheme(
+        prefixes=sorted(prefixes), loader=_mmengine_loader, force=True)
+
+
+__all__ = ['CheckpointError', 'download', 'load_untrusted',
+           'max_pickle_bytes', 'state_dict_of',
+           'use_safe_loading_in_mmengine']

@@ -34,7 +34,15 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     ``key_mask`` (bool, broadcastable to (..., 1, S)) marks the keys that take
     part; every query must have at least one. ``fused`` selects torch's
     ``scaled_dot_product_attention``; the plain path is its reference.
+
+    SDPA gets the bool mask as it is, and None where nothing is padded: a
+    mask moves it off its flash path, and its cuDNN backend (the first
+    choice on SM90) returned wrong outputs and gradients for a float mask
+    whose dtype differed from fp16/bf16 queries (PyTorch PRs 191612,
+    191964). Only under export is the mask additive, in q's dtype.
     """
+    if key_mask is not None and key_mask.dtype != torch.bool:
+        raise TypeError(f'key_mask must be bool, got {key_mask.dtype}')
     if fused:
         if key_mask is not None and is_exporting():
             # the same softmax with an additive mask, the only kind that

@@ -100,7 +100,7 @@ def convert_official(state_dict: dict,
 def convert_file(src: str, dst: str, arch: str | None = None) -> str:
     """Convert the release file ``src`` to the OpenMMLab checkpoint ``dst``;
     returns the arch."""
-    state_dict = state_dict_of(load_untrusted(src), src)
+    state_dict = state_dict_of(load_untrusted(src, weights_only=True), src)
     arch, converted = convert_official(state_dict, arch)
     meta = dict(arch=arch, source=os.path.basename(src),
                 converted_by='mmhatnet tools/convert_official.py')

@@ -18,23 +18,27 @@ import os
 
 import torch
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
-from ..engine.safe_load import CheckpointError, state_dict_of
+from ..engine.safe_load import CheckpointError, load_untrusted, state_dict_of
 
 # ckpt_convert and hatnet import each other's modules through this one:
 # their names are imported where used.
 
 CONVERT = 'python tools/convert_official.py HAT-Net_<Arch>.pth {dst}'
+#: the authors' release, as configs/_base_/hatnet_backbone.py names it
+RELEASE_URL = ('https://github.com/yun-liu/HAT-Net/releases/download/v2.0/'
+               'HAT-Net_<Arch>.pth')
 
 
 def missing_pretrained_message(path: str, where: str) -> str:
-    """The error for a pretrained file that does not exist."""
+    """The error for a local pretrained file that does not exist."""
     return (f'{where} {path!r} does not exist. Convert the released weights '
-            f'there with `{CONVERT.format(dst=path)}`, point it elsewhere, '
-            f'or train from scratch with init_cfg=None (tools/train.py: '
-            f'--cfg-options model.backbone.init_cfg=None)')
+            f'there with `{CONVERT.format(dst=path)}` or copy the release '
+            f'file there as it is (both load), point it at the release '
+            f'({RELEASE_URL}) or elsewhere, or train from scratch with '
+            f'init_cfg=None (tools/train.py: --cfg-options '
+            f'model.backbone.init_cfg=None)')
 
 
 def _prefixes(state_dict: dict) -> str:
@@ -99,8 +103,8 @@ def load_pretrained(model: nn.Module, checkpoint: str,
     if '://' not in checkpoint and not os.path.isfile(checkpoint):
         raise CheckpointError(missing_pretrained_message(
             checkpoint, 'init_cfg.checkpoint'))
-    # mmengine's loader: mmhatnet's safe one for local files
-    obj = CheckpointLoader.load_checkpoint(checkpoint, map_location)
+    # a path or a URL (downloaded once to torch hub's cache), tensors only
+    obj = load_untrusted(checkpoint, map_location, weights_only=True)
     top = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
     try:
         state_dict = state_dict_of(obj, checkpoint)

@@ -67,7 +67,7 @@ def test_format_table_gives_ratios_to_the_baseline():
     assert '0.50' in hatnet_row
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_cli_writes_one_record_per_model(tmp_path):
     path = tmp_path / 'bench.json'
     run = subprocess.run(

@@ -24,7 +24,7 @@ from mmhatnet.demo.hooks import DemoPicturesHook
 from mmhatnet.demo.job import ROOT, run_demo, write_config
 from mmhatnet.demo.schedule import DEFAULT_TASKS, SCHEDULES
 
-slow = pytest.mark.slow  # the tests of a demo run (pytest.ini)
+e2e = pytest.mark.e2e  # the tests of a demo run (pytest.ini)
 
 #: The default tasks at a size a test can afford: 2 training iterations.
 TINY = {
@@ -49,7 +49,7 @@ def demo(tmp_path_factory):
     return work_dir, out, terminal.getvalue()
 
 
-@slow
+@e2e
 def test_summary_has_the_documented_shape(demo):
     work_dir, out, _ = demo
     with open(work_dir / 'summary.json') as f:
@@ -70,7 +70,7 @@ def test_summary_has_the_documented_shape(demo):
             assert osp.isfile(osp.join(ROOT, path))
 
 
-@slow
+@e2e
 def test_pictures_show_ground_truth_next_to_prediction(demo):
     work_dir, out, _ = demo
     for name, folder in (('semantic_fpn', 'images/validation'),
@@ -86,7 +86,7 @@ def test_pictures_show_ground_truth_next_to_prediction(demo):
             assert picture.shape == (height, 2 * width, 3)
 
 
-@slow
+@e2e
 def test_terminal_is_one_line_per_phase_and_a_table(demo):
     _, out, text = demo
     lines = text.splitlines()
@@ -100,7 +100,7 @@ def test_terminal_is_one_line_per_phase_and_a_table(demo):
             assert osp.basename(path) in text
 
 
-@slow
+@e2e
 def test_runner_logs_go_to_files(demo):
     work_dir, _, _ = demo
     for name in DEFAULT_TASKS:
@@ -182,7 +182,7 @@ def imagenet_demo(tmp_path_factory):
     return work_dir, out
 
 
-@slow
+@e2e
 def test_classification_job(imagenet_demo):
     _, out = imagenet_demo
     assert list(out) == ['imagenet']
@@ -196,7 +196,7 @@ def _checkpoint(work_dir, name):
         return f.read().strip()
 
 
-@slow
+@e2e
 def test_upstream_inferencers_on_demo_checkpoints(demo, imagenet_demo,
                                                   tmp_path):
     """The README's example: each toolbox's inferencer, a demo config and

@@ -17,10 +17,21 @@ def _cfg(name, **options):
 
 
 def test_missing_pretrained_file_says_what_to_do():
+    cfg = _cfg('retinanet_hatnet_tiny.py', **{
+        'model.backbone.init_cfg.checkpoint':
+        'checkpoints/hatnet_tiny_in1k.pth'})
     with pytest.raises(ValueError, match='tools/convert_official.py '
                        'HAT-Net_<Arch>.pth checkpoints/hatnet_tiny_in1k.pth'
                        '.*model.backbone.init_cfg=None'):
-        check_config(_cfg('retinanet_hatnet_tiny.py'))
+        check_config(cfg)
+
+
+def test_release_url_is_left_to_the_loader():
+    # the shipped configs name the authors' release: nothing is fetched
+    # here, the download happens when the backbone is initialised
+    cfg = _cfg('retinanet_hatnet_tiny.py')
+    assert cfg.model.backbone.init_cfg.checkpoint.startswith('https://')
+    check_config(cfg)
 
 
 def test_wrong_neck_channels_say_the_right_ones():

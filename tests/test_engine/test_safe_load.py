@@ -1,8 +1,14 @@
-"""mmhatnet.engine.safe_load: untrusted checkpoints are refused, mmengine's
-own checkpoints load."""
-import io
+"""mmhatnet.engine.safe_load: files from outside load as plain data or are
+refused, on every entry point; mmengine's own checkpoints load exactly."""
+import collections
+import functools
+import http.server
+import json
 import os
 import pickle
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -12,41 +18,149 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmhatnet  # noqa: F401  (mmengine loads through safe_load)
 from mmhatnet.engine import CheckpointError, load_untrusted
+from mmhatnet.engine.safe_load import download
+
+import attacks
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def test_mmengine_message_hub_loads_safely(tmp_path):
+@pytest.fixture
+def server(tmp_path):
+    """A loopback HTTP server over ``tmp_path / 'www'``; yields its URL.
+    A file whose name starts with 'cut' is sent with a Content-Length
+    larger than its body, as a download cut off midway."""
+    root = tmp_path / 'www'
+    root.mkdir()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            name = os.path.basename(self.path)
+            if not name.startswith('cut'):
+                return super().do_GET()
+            data = (root / name).read_bytes()
+            self.send_response(200)
+            self.send_header('Content-Length', str(2 * len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            self.close_connection = True
+
+    httpd = http.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), functools.partial(Handler, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield root, f'http://127.0.0.1:{httpd.server_port}'
+    httpd.shutdown()
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    return tmp_path / 'torch_home' / 'hub' / 'checkpoints'
+
+
+def test_corpus_of_attacks_is_refused_on_every_entry_point(
+        tmp_path, server, hub):
+    """Each malicious file, through load_untrusted, weights-only,
+    mmengine's loader and by URL, in a forked child under memory and CPU
+    caps: refused, or (weights-only) loaded as plain data; no marker file,
+    no crash, no changed class."""
+    root, url = server
+    marker = str(tmp_path / 'pwned')
+    names = attacks.build(str(root), marker)
+    out = tmp_path / 'results.json'
+    subprocess.run([sys.executable, os.path.join(HERE, 'attack_harness.py'),
+                    str(root), marker, str(out), url], check=True,
+                   env={**os.environ, 'TORCH_HOME': str(hub.parent.parent)},
+                   cwd=str(tmp_path), timeout=900)
+    results = json.loads(out.read_text())
+    assert len(results) == 4 * len(names)
+    bad = [r for r in results if r['marker'] or not (
+        r['outcome'].startswith('refused') or
+        (r['via'] == 'weights_only' and r['outcome'] == 'loaded'))]
+    assert not bad, json.dumps(bad, indent=1)
+    assert not os.path.exists(marker)
+    # what each refusal names, for a few classes of attack
+    by_file = {(r['file'], r['via']): r['outcome'] for r in results}
+    for name, words in {
+            'zip_posix.system.pth': 'refused GLOBAL posix.system',
+            'zip_HistoryBuffer_poisoning.pth': 'HistoryBuffer state',
+            'zip_BUILD_on_Counter.pth': 'refused BUILD on collections',
+            'zip_INST.pth': 'refused opcode INST',
+            'legacy.pth': 'legacy format',
+            'tar.pth': 'tar format',
+            'torchscript.pth': 'TorchScript',
+            'compressed_record.pth': 'is compressed',
+            'record_smaller_than_storage.pth': 'its storage declares',
+            'stride_0_into_set.pth': 'over a storage of 2 elements',
+            'deep_tuple_hash.pth': 'as a dict key or set item',
+    }.items():
+        assert words in by_file[(name, 'mmengine')], by_file[(name,
+                                                              'mmengine')]
+
+
+def _message_hub_checkpoint(path):
     buffer = HistoryBuffer()
     for v in (1.0, 2.0, 4.0):
         buffer.update(v)
-    path = tmp_path / 'ckpt.pth'
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3),
+                              torch.nn.BatchNorm2d(4))
+    optim = torch.optim.AdamW(net.parameters())
+    net(torch.ones(1, 3, 5, 5)).sum().backward()
+    optim.step()
     meta = {'seed': np.int64(3), 'scale': np.float32(0.5),
-            'mask': np.arange(4, dtype=np.uint8)}
+            'mask': np.arange(4, dtype=np.uint8),
+            'fortran': np.arange(6.).reshape(2, 3, order='F')}
     torch.save({'message_hub': {'log_scalars': {'loss': buffer}},
-                'meta': meta, 'state_dict': {'w': torch.ones(2)}}, path)
+                'meta': meta, 'state_dict': net.state_dict(),
+                'optimizer': optim.state_dict(),
+                'param_schedulers': [{'milestones': collections.Counter(
+                    {8: 1, 11: 1})}],
+                'tied': [net[0].weight, net[0].weight[1]]}, path)
+    return net, optim
+
+
+def test_mmengine_checkpoint_loads_exactly(tmp_path):
+    path = tmp_path / 'ckpt.pth'
+    net, optim = _message_hub_checkpoint(path)
+    methods = dict(HistoryBuffer._statistics_methods)
     # mmhatnet's loader and mmengine's (load_from, resume) alike
     for loaded in (load_untrusted(str(path)), _load_checkpoint(str(path))):
         assert loaded['message_hub']['log_scalars']['loss'].mean() == \
             pytest.approx(7 / 3)
         assert loaded['meta']['seed'] == 3
         assert loaded['meta']['mask'].tolist() == [0, 1, 2, 3]
-        assert torch.equal(loaded['state_dict']['w'], torch.ones(2))
+        assert loaded['meta']['fortran'].flags.f_contiguous
+        assert np.array_equal(loaded['meta']['fortran'],
+                              np.arange(6.).reshape(2, 3, order='F'))
+        for k, v in net.state_dict().items():
+            assert torch.equal(loaded['state_dict'][k], v), k
+        assert loaded['state_dict']._metadata == \
+            net.state_dict()._metadata
+        for p, s in optim.state_dict()['state'].items():
+            for k, v in s.items():
+                assert torch.equal(loaded['optimizer']['state'][p][k], v)
+        assert loaded['param_schedulers'][0]['milestones'] == \
+            collections.Counter({8: 1, 11: 1})
+        w, row = loaded['tied']  # views keep sharing their storage
+        assert row.data_ptr() == w[1].data_ptr()
+    assert dict(HistoryBuffer._statistics_methods) == methods
 
 
-class _Getattr:
-    def __init__(self, target, name):
-        self.target, self.name = target, name
-
-    def __reduce__(self):
-        return (getattr, (self.target, self.name))
-
-
-@pytest.mark.parametrize('target, name', [(HistoryBuffer, '__init__'),
-                                          (io.BytesIO, 'write')])
-def test_getattr_beyond_history_buffer_is_refused(tmp_path, target, name):
-    path = tmp_path / 'evil.pth'
-    with open(path, 'wb') as f:
-        pickle.dump({'x': _Getattr(target, name)}, f, protocol=2)
-    with pytest.raises(CheckpointError, match='refused (getattr|GLOBAL)'):
+def test_weights_only_leaves_out_what_is_not_weights(tmp_path):
+    path = tmp_path / 'release.pth'
+    import argparse
+    weights = {'w': torch.randn(3)}
+    torch.save({'model': weights, 'args': argparse.Namespace(lr=1.0),
+                'epoch': 300}, path)
+    loaded = load_untrusted(str(path), weights_only=True)
+    assert torch.equal(loaded['model']['w'], weights['w'])
+    assert loaded['epoch'] == 300
+    assert 'argparse.Namespace' in repr(loaded['args'])
+    with pytest.raises(CheckpointError, match='refused GLOBAL '
+                       'argparse.Namespace'):
         load_untrusted(str(path))
 
 
@@ -74,9 +188,41 @@ def test_code_running_pickle_is_refused(tmp_path, monkeypatch):
 @pytest.mark.parametrize('content, message', [
     (b'hello, not a checkpoint', 'is not a PyTorch checkpoint'),
     (b'', 'is not a'),
+    (pickle.dumps({'a': 1}), 'is a raw pickle'),
 ])
 def test_non_checkpoint_file_is_refused(tmp_path, content, message):
     path = tmp_path / 'x.pth'
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match=message):
         load_untrusted(str(path))
+
+
+def test_pickle_size_cap_has_an_override(tmp_path, monkeypatch):
+    path = tmp_path / 'big.pth'
+    torch.save({'names': [f'{i:0100d}' for i in range(20000)]}, path)
+    monkeypatch.setenv('MMHATNET_MAX_PICKLE_MB', '0.5')
+    with pytest.raises(CheckpointError, match='MMHATNET_MAX_PICKLE_MB'):
+        load_untrusted(str(path))
+    monkeypatch.setenv('MMHATNET_MAX_PICKLE_MB', '8')
+    assert len(load_untrusted(str(path))['names']) == 20000
+
+
+def test_url_downloads_once_and_loads(server, hub):
+    root, url = server
+    weights = {'w': torch.randn(4, 4)}
+    torch.save(weights, root / 'weights.pth')
+    loaded = _load_checkpoint(f'{url}/weights.pth')
+    assert torch.equal(loaded['w'], weights['w'])
+    assert (hub / 'weights.pth').read_bytes() == \
+        (root / 'weights.pth').read_bytes()
+    (root / 'weights.pth').unlink()  # the cache is read from now on
+    assert torch.equal(load_untrusted(f'{url}/weights.pth')['w'],
+                       weights['w'])
+
+
+def test_cut_off_download_leaves_nothing_cached(server, hub):
+    root, url = server
+    torch.save({'w': torch.randn(64, 64)}, root / 'cut.pth')
+    with pytest.raises(CheckpointError, match='cut off'):
+        _load_checkpoint(f'{url}/cut.pth')
+    assert not hub.exists() or os.listdir(hub) == []

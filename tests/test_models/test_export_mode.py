@@ -75,7 +75,7 @@ def _export(model, path, exporter):
 
 
 @pytest.mark.parametrize('exporter', [
-    'torchscript', pytest.param('dynamo', marks=pytest.mark.slow)])
+    'torchscript', pytest.param('dynamo', marks=pytest.mark.e2e)])
 def test_dynamic_export_matches_eager_at_other_sizes(tmp_path, exporter):
     # eager runs ConvFFN's memory-lean function in 2-row bands and skips
     # masks where G1 divides; the graph has one band and always masks: the

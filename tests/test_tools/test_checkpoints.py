@@ -26,7 +26,7 @@ from e2e import ROOT, config, metric, run, small_options
 from mmhatnet.demo.data import make_demo_data
 from mmhatnet.engine import load_untrusted
 
-pytestmark = [pytest.mark.slow, pytest.mark.cross_stack]
+pytestmark = [pytest.mark.e2e, pytest.mark.cross_stack]
 
 VENVS = {'.venv': 'newest', '.venv-common': 'common'}
 HERE = next((name for name in VENVS if os.path.realpath(sys.prefix)

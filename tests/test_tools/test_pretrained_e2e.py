@@ -14,7 +14,7 @@ from mmhatnet.demo.data import make_demo_data
 from mmhatnet.engine import load_untrusted
 from mmhatnet.models.ckpt_convert import convert_official, release_layout
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 def _options(checkpoint, *extra):

@@ -14,7 +14,7 @@ from e2e import ROOT, config, environment, run, small_options, tool
 from mmhatnet.demo.data import make_demo_data
 from mmhatnet.engine import load_untrusted
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 # decided by torch and mmengine alone: the common stack runs these for the
 # Python 3.8 one (pytest.ini)
 torch_mmengine = pytest.mark.torch_mmengine
@@ -144,8 +144,9 @@ def test_non_finite_loss_stops_before_saving(tmp_path):
 
 
 @pytest.mark.parametrize('options, message', [
-    ([], 'model.backbone.init_cfg.checkpoint '
-     "'checkpoints/hatnet_tiny_in1k.pth' does not exist"),
+    (['model.backbone.init_cfg.checkpoint=checkpoints/hatnet_tiny_in1k.pth'],
+     "model.backbone.init_cfg.checkpoint 'checkpoints/hatnet_tiny_in1k.pth' "
+     'does not exist'),
     (['model.backbone.init_cfg=None', 'model.neck.in_channels=[1,2,3,4]'],
      r'set model.neck.in_channels=\[48, 96, 240, 384\]'),
     (['model.backbone.init_cfg=None', 'model.backbone.arch=huge'],

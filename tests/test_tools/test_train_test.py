@@ -9,7 +9,7 @@ from e2e import config, metric, run, small_options, tool
 from mmhatnet.demo.data import make_demo_data
 from mmhatnet.engine import load_untrusted
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 # the common stack trains and tests these in the chain of
 # tests/test_tools/test_checkpoints.py (pytest.ini)
 in_chain = pytest.mark.in_checkpoint_chain
