@@ -27,10 +27,11 @@ declare -A MARKS=(
 declare -A VENVS=([newest]=.venv [common]=.venv-common [py38]=.venv-py38)
 
 # Set up the first stack, then test the stacks in turn. The others are set
-# up in the background meanwhile, one after the other, at the lowest CPU
-# and I/O priority: they take what the first set-up's downloads and the
-# suites leave idle (a suite keeps about one of two cores busy), and slow
-# the foreground little. Each stack's suite waits for its own set-up.
+# up in the background meanwhile, one after the other, at the lowest
+# priority (nice 19, best-effort I/O level 7): they take what the first
+# set-up's downloads and the suites leave idle (a suite keeps about 1.2 of
+# the 2 cores busy), and slow the foreground little. Each stack's suite
+# waits for its own set-up; its log is printed then.
 run_tests() {
     local stacks=(${MMHATNET_STACKS:-newest common py38}) stack
     for stack in "${stacks[@]}"; do
