@@ -212,14 +212,18 @@ if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
           "$("$PY" -c 'import torch.utils.cpp_extension as c; print(c.__file__)')" \
           | sort -uV | tail -1)
     sed -i "s/-std=c++17/-std=${cxx:-c++17}/" "$src/mmcv-$MMCV/setup.py"
-    echo "[setup] compiling mmcv $MMCV with ops (10 to 15 min on 2 idle cores; log: $log)"
+    echo "[setup] compiling mmcv $MMCV with ops (5 to 8 min on 2 idle cores; log: $log)"
     # Python's own CFLAGS (pyenv's: -DNDEBUG -g -fwrapv -O3 -Wall) with -g0:
     # the debug info doubles the compile time of each file (torch's
     # templates) and changes no instruction of the ops. setuptools replaces
     # Python's CFLAGS by the environment's (older ones appended it), so the
     # whole set is given.
+    # tools/pch_cxx.sh: c++ with torch's headers precompiled once, not
+    # parsed again for each of the ops' files: half the CPU time, the same
+    # instructions.
     cflags=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("CFLAGS") or "")')
     CFLAGS="${CFLAGS:-$cflags} -g0" MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+        MMHATNET_CXX=${CXX:-c++} CXX=$PWD/tools/pch_cxx.sh \
         $PIP wheel -v --no-deps --no-build-isolation --no-cache-dir \
         "$src/mmcv-$MMCV" -w "$WHEELS.tmp" 2>&1 | tee "$log" \
         | grep --line-buffered -oE '^ *\[[0-9]+/[0-9]+\]' \

@@ -92,32 +92,13 @@ def _amp_device() -> bool:
     return any(getattr(device, name, lambda: False)() for name in tests)
 
 
-def latest_checkpoint(work_dir: str) -> str | None:
-    """What ``--resume`` without a path continues from: the checkpoint that
-    mmengine's ``last_checkpoint`` file names, or, where a kill left that
-    file empty, missing or naming a file that is gone (mmengine writes it
-    with a plain ``open`` after the checkpoint), the newest
-    ``epoch_*.pth`` / ``iter_*.pth`` in ``work_dir``; None if there is
-    none."""
-    marker = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(marker):
-        with open(marker) as f:
-            named = f.read().strip()
-        if named and osp.isfile(named):
-            return named
-    found = [osp.join(work_dir, name) for name in os.listdir(work_dir)
-             if name.endswith('.pth') and name.startswith(('epoch_', 'iter_'))
-             ] if osp.isdir(work_dir) else []
-    return max(found, key=osp.getmtime) if found else None
-
-
 def train_config(argv: list[str] | None = None) -> Config:
     """Parse ``tools/train.py`` arguments into a checked config."""
     parser = argparse.ArgumentParser(description='Train a model')
     _common_args(parser)
     parser.add_argument('--resume', nargs='?', const='auto',
                         help='resume from this checkpoint, or without a '
-                        'path from the latest one in the work dir')
+                        'path from the newest complete one in the work dir')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision')
     parser.add_argument('--auto-scale-lr', action='store_true',
@@ -139,15 +120,14 @@ def train_config(argv: list[str] | None = None) -> Config:
             parser.error(f'{args.config} sets no auto_scale_lr.'
                          f'base_batch_size')
         cfg.auto_scale_lr.enable = True
-    resume = None
     if args.resume is not None:
-        resume = (latest_checkpoint(cfg.work_dir) if args.resume == 'auto'
-                  else args.resume)
-        # no checkpoint in the work dir yet: start from the beginning
-        cfg.resume, cfg.load_from = resume is not None, resume
+        # without a path, as the toolboxes' train scripts do: mmengine asks
+        # engine.resume.find_latest_checkpoint
+        cfg.resume = True
+        cfg.load_from = None if args.resume == 'auto' else args.resume
     try:
-        if resume is not None:
-            load_untrusted(resume)
+        if args.resume not in (None, 'auto'):
+            load_untrusted(args.resume)
         check_config(cfg)
     except ValueError as e:
         parser.error(str(e))

@@ -37,6 +37,7 @@ from rich.table import Table
 
 from ..apis import test, train, working_dir
 from ..config_tools import image_size_options, shipped_config
+from ..engine import find_latest_checkpoint
 from .chance import chance
 from .curves import write_curves
 from .data import make_demo_data
@@ -124,11 +125,6 @@ def _fresh(task_dir: str, config: str) -> None:
     os.makedirs(task_dir, exist_ok=True)
 
 
-def _last_checkpoint(run_dir: str) -> str:
-    with open(osp.join(run_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
-
-
 def _scalars(run_dir: str) -> str:
     (path, ) = glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))
     return path
@@ -168,7 +164,7 @@ def run_task(root: str, name: str, s: Schedule, work_dir: str,
 
     t = time.perf_counter()
     with working_dir(work_dir), _output_to(log), bar, progress_to(bar):
-        metrics = test([config, _last_checkpoint(run_dir),
+        metrics = test([config, find_latest_checkpoint(run_dir),
                         '--work-dir', osp.join(task_dir, 'test')])
     metrics = {k: float(metrics[k]) for k in s.metrics}
     shown = ', '.join(f'{k} {v:.3g}' for k, v in metrics.items())

@@ -15,6 +15,8 @@ from mmhatnet.analysis.flops import count_flops
 from mmhatnet.models.convffn import row_bands
 
 ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
+# the common stack runs these for the Python 3.8 one (pytest.ini)
+pytestmark = pytest.mark.torch_mmengine
 
 
 def test_cpu_peak_memory_is_the_allocator_peak():
@@ -65,6 +67,7 @@ def test_format_table_gives_ratios_to_the_baseline():
     assert '0.50' in hatnet_row
 
 
+@pytest.mark.e2e
 def test_cli_writes_one_record_per_model(tmp_path):
     path = tmp_path / 'bench.json'
     run = subprocess.run(

@@ -1,9 +1,10 @@
-"""mmhatnet.apis.runner: what ``tools/train.py --resume`` continues from."""
+"""mmhatnet.apis.runner: ``tools/train.py --resume`` with and without a
+path."""
 import os
 
 import torch
 
-from mmhatnet.apis.runner import latest_checkpoint, train_config
+from mmhatnet.apis.runner import train_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -15,29 +16,19 @@ def _train_config(work, *extra):
                          '--cfg-options', 'model.backbone.init_cfg=None'])
 
 
-def test_resume_continues_from_the_newest_complete_checkpoint(tmp_path):
-    work = tmp_path / 'work'
-    work.mkdir()
-    for age, name in enumerate(['epoch_1.pth', 'epoch_2.pth']):
-        torch.save({'meta': {'epoch': age + 1}}, work / name)
-        os.utime(work / name, (age, age))
-    (work / 'epoch_3.pth.tmp').write_bytes(b'half a save')
-    marker = work / 'last_checkpoint'
-    marker.write_text(str(work / 'epoch_1.pth'))  # as mmengine writes it
-    assert latest_checkpoint(str(work)) == str(work / 'epoch_1.pth')
-    # a kill between mmengine's open(..., 'w') and its write, or a marker
-    # naming a checkpoint that is gone: the newest complete checkpoint
-    for text in ('', str(work / 'epoch_9.pth')):
-        marker.write_text(text)
-        assert latest_checkpoint(str(work)) == str(work / 'epoch_2.pth')
-    marker.unlink()
-    cfg = _train_config(work, '--resume')
-    assert cfg.resume and cfg.load_from == str(work / 'epoch_2.pth')
-
-
-def test_resume_in_an_empty_work_dir_starts_from_the_beginning(tmp_path):
+def test_resume_without_a_path_is_left_to_mmengine(tmp_path):
+    """mmengine then asks engine.resume.find_latest_checkpoint, as under
+    mim and the toolboxes' train scripts (tests/test_engine/
+    test_resume.py)."""
     cfg = _train_config(tmp_path / 'new', '--resume')
-    assert not cfg.resume and cfg.load_from is None
+    assert cfg.resume and cfg.load_from is None
+
+
+def test_resume_from_a_path(tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    torch.save({'meta': {'epoch': 1}}, path)
+    cfg = _train_config(tmp_path / 'work', '--resume', str(path))
+    assert cfg.resume and cfg.load_from == str(path)
 
 
 def test_resume_set_in_the_config_is_left_to_mmengine(tmp_path):

@@ -26,6 +26,7 @@ from mmhatnet.demo.schedule import DEFAULT_TASKS, SCHEDULES
 
 #: the checkout whose configs the demo trains
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+e2e = pytest.mark.e2e  # the tests of a demo run (pytest.ini)
 
 #: The default tasks at a size a test can afford: 2 training iterations.
 TINY = {
@@ -50,6 +51,7 @@ def demo(tmp_path_factory):
     return work_dir, out, terminal.getvalue()
 
 
+@e2e
 def test_summary_has_the_documented_shape(demo):
     work_dir, out, _ = demo
     with open(work_dir / 'summary.json') as f:
@@ -70,6 +72,7 @@ def test_summary_has_the_documented_shape(demo):
             assert osp.isfile(osp.join(ROOT, path))
 
 
+@e2e
 def test_pictures_show_ground_truth_next_to_prediction(demo):
     work_dir, out, _ = demo
     for name, folder in (('semantic_fpn', 'images/validation'),
@@ -85,6 +88,7 @@ def test_pictures_show_ground_truth_next_to_prediction(demo):
             assert picture.shape == (height, 2 * width, 3)
 
 
+@e2e
 def test_terminal_is_one_line_per_phase_and_a_table(demo):
     _, out, text = demo
     lines = text.splitlines()
@@ -98,6 +102,7 @@ def test_terminal_is_one_line_per_phase_and_a_table(demo):
             assert osp.basename(path) in text
 
 
+@e2e
 def test_runner_logs_go_to_files(demo):
     work_dir, _, _ = demo
     for name in DEFAULT_TASKS:
@@ -180,6 +185,7 @@ def imagenet_demo(tmp_path_factory):
     return work_dir, out
 
 
+@e2e
 def test_classification_job(imagenet_demo):
     _, out = imagenet_demo
     assert list(out) == ['imagenet']
@@ -193,6 +199,7 @@ def _checkpoint(work_dir, name):
         return f.read().strip()
 
 
+@e2e
 def test_upstream_inferencers_on_demo_checkpoints(demo, imagenet_demo,
                                                   tmp_path):
     """The README's example: each toolbox's inferencer, a demo config and

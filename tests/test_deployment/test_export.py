@@ -36,6 +36,7 @@ def _onnx_outputs(path):
     return [o.name for o in session.get_outputs()]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize('name, outputs', [
     ('fpn_hatnet_tiny', ['seg_logits']),
     ('mask-rcnn_hatnet_tiny',
@@ -52,6 +53,7 @@ def test_whole_model_exports_with_dynamic_shapes_and_verifies(
     assert result['ok'], result['checks']
 
 
+@pytest.mark.e2e
 def test_tool_exports_retinanet_and_prints_the_verdict(tmp_path):
     out = str(tmp_path / 'retinanet.onnx')
     proc = subprocess.run(
@@ -70,6 +72,7 @@ def test_tool_exports_retinanet_and_prints_the_verdict(tmp_path):
                                   for i in range(5)]
 
 
+@pytest.mark.e2e
 def test_checkpoint_weights_are_the_exported_ones(tmp_path):
     from mmhatnet.config_tools import build_model, load_config
     model = build_model(load_config(_config('fpn_hatnet_tiny')))

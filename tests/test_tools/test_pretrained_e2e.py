@@ -15,6 +15,8 @@ from mmhatnet.demo.data import make_demo_data
 from mmhatnet.engine import load_untrusted
 from mmhatnet.models.ckpt_convert import convert_official, release_layout
 
+pytestmark = pytest.mark.e2e
+
 
 def _options(checkpoint, *extra):
     # COMMON trains from scratch (init_cfg=None): point the config's

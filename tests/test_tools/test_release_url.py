@@ -217,6 +217,7 @@ def data(tmp_path_factory):
     return root
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize('how', ['tools', 'mim'])
 @pytest.mark.parametrize('family', sorted(TRAIN))
 def test_training_starts_from_the_served_weights(server, data, tmp_path,

@@ -14,6 +14,11 @@ from e2e import ROOT, config, environment, run, small_options, tool
 from mmhatnet.demo.data import make_demo_data
 from mmhatnet.engine import load_untrusted
 
+pytestmark = pytest.mark.e2e
+# decided by torch and mmengine alone: the common stack runs these for the
+# Python 3.8 one (pytest.ini)
+torch_mmengine = pytest.mark.torch_mmengine
+
 DETERMINISTIC = ['randomness.deterministic=True', 'randomness.seed=0']
 RESUME_CASES = {
     # iteration-based: 6 iterations, a checkpoint every 2
@@ -65,6 +70,7 @@ def _assert_same_state(a, b):
         assert a['meta'][k] == b['meta'][k]
 
 
+@torch_mmengine
 @pytest.mark.parametrize('family', RESUME_CASES)
 def test_killed_run_resumes_exactly(tmp_path, family):
     """Bit-exact, single-threaded: multi-threaded CPU reductions may round
@@ -72,8 +78,15 @@ def test_killed_run_resumes_exactly(tmp_path, family):
     data, extra, first, last = RESUME_CASES[family]
     make_demo_data(tmp_path, [data], num_train=4, num_val=2)
     full, killed = tmp_path / 'full', tmp_path / 'killed'
-    run(_train_cmd(family, full, extra), cwd=tmp_path, threads=1)
-    _kill_after(_train_cmd(family, killed, extra), tmp_path, killed / first)
+    # the uninterrupted run beside the killed one: each takes one core
+    log = tmp_path / 'full.log'
+    with open(log, 'w') as f:
+        reference = subprocess.Popen(
+            _train_cmd(family, full, extra), cwd=tmp_path,
+            env=environment(threads=1), stdout=f, stderr=subprocess.STDOUT)
+        _kill_after(_train_cmd(family, killed, extra), tmp_path,
+                    killed / first)
+        assert reference.wait(timeout=600) == 0, log.read_text()[-5000:]
     assert not (killed / last).exists()
     resumed = run(_train_cmd(family, killed, extra) + ['--resume'],
                   cwd=tmp_path, threads=1)
@@ -98,6 +111,7 @@ runpy.run_path(sys.argv[0], run_name='__main__')
 """
 
 
+@torch_mmengine
 def test_kill_during_save_keeps_the_last_complete_checkpoint(tmp_path):
     make_demo_data(tmp_path, ['coco'], num_train=4, num_val=2)
     work = tmp_path / 'work'
@@ -191,6 +205,7 @@ def _dist_train(tmp_path, work, *extra):
                                 *extra))
 
 
+@torch_mmengine
 def test_dist_train_then_dist_test_two_processes(tmp_path):
     make_demo_data(tmp_path, ['coco'], num_train=4, num_val=2)
     proc, log = _dist_train(tmp_path, tmp_path / 'work',
@@ -217,6 +232,7 @@ def test_dist_train_then_dist_test_two_processes(tmp_path):
     assert 'coco/bbox_mAP' in out
 
 
+@torch_mmengine
 def test_killed_worker_stops_the_job(tmp_path):
     make_demo_data(tmp_path, ['coco'], num_train=4, num_val=2)
     proc, log = _dist_train(tmp_path, tmp_path / 'work',

@@ -108,6 +108,7 @@ def _small_tta(family):
             for i, v in enumerate(views[j])]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize('family', ['retinanet', 'mask-rcnn', 'fpn'])
 def test_dense_prediction_with_every_flag(work, tmp_path, family):
     out = str(tmp_path / ('maps' if family == 'fpn' else 'results.pkl'))
@@ -134,6 +135,7 @@ def test_dense_prediction_with_every_flag(work, tmp_path, family):
     assert len(drawn) == 1
 
 
+@pytest.mark.e2e
 def test_classification_flags(work, tmp_path):
     out = tmp_path / 'results.pkl'
     checkpoint = str(work / 'imagenet.pth')

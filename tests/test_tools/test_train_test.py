@@ -9,18 +9,26 @@ from e2e import config, metric, run, small_options, tool
 from mmhatnet.demo.data import make_demo_data
 from mmhatnet.engine import load_untrusted
 
+pytestmark = pytest.mark.e2e
+# the common stack trains and tests these in the chain of
+# tests/test_tools/test_checkpoints.py (pytest.ini)
+in_chain = pytest.mark.in_checkpoint_chain
+
 CASES = [
     # family, data, checkpoint written, metrics the evaluator logs
-    ('fpn', 'ade', 'iter_4.pth', ['mIoU', 'aAcc']),
-    ('retinanet', 'coco', 'epoch_2.pth', ['coco/bbox_mAP']),
-    ('mask-rcnn', 'coco', 'epoch_2.pth',
-     ['coco/bbox_mAP', 'coco/segm_mAP']),
-    ('imagenet', 'imagenet', 'epoch_2.pth', ['accuracy/top1']),
+    pytest.param('fpn', 'ade', 'iter_4.pth', ['mIoU', 'aAcc'],
+                 marks=in_chain, id='fpn'),
+    pytest.param('retinanet', 'coco', 'epoch_2.pth', ['coco/bbox_mAP'],
+                 id='retinanet'),
+    pytest.param('mask-rcnn', 'coco', 'epoch_2.pth',
+                 ['coco/bbox_mAP', 'coco/segm_mAP'], marks=in_chain,
+                 id='mask-rcnn'),
+    pytest.param('imagenet', 'imagenet', 'epoch_2.pth', ['accuracy/top1'],
+                 id='imagenet'),
 ]
 
 
-@pytest.mark.parametrize('family, data, ckpt, metrics', CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize('family, data, ckpt, metrics', CASES)
 def test_train_then_test(tmp_path, family, data, ckpt, metrics):
     make_demo_data(tmp_path, [data], num_train=4, num_val=2)
     work = tmp_path / 'work'
