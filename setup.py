@@ -12,7 +12,7 @@ setup(
         'Programming Language :: Python :: 3',
         'Topic :: Scientific/Engineering :: Artificial Intelligence',
     ],
-    # Exactly the stacks tools/run.sh tests (README, "Environment"): the
+    # Exactly the stacks tools/run.sh tests (docs/get_started.md): the
     # bottom of each range is requirements/py38.txt (Python 3.8, torch
     # 2.0.1, numpy 1.24.4, mmengine 0.8.5, mmcv 2.0.1, mmdet 3.0.0, mmseg
     # 1.0.0, mmpretrain 1.0.0), the top requirements/stack.txt (Python
@@ -33,7 +33,7 @@ setup(
         'cls': ['mmpretrain>=1.0,<1.3'],
         'all': ['mmdet>=3.0,<3.4', 'mmsegmentation>=1.0,<1.3,!=1.2.0', 'ftfy',
                 'regex', 'mmpretrain>=1.0,<1.3'],
-        # tools/export_onnx.py and benchmark --onnx (README, Deployment);
+        # tools/export_onnx.py and benchmark --onnx (docs: deployment.md);
         # onnxscript is what torch.onnx's dynamo exporter translates with.
         # Tested on the newest stack only.
         'deploy': ['onnx>=1.16', 'onnxruntime>=1.18', 'onnxscript>=0.3'],

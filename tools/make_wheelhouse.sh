@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare, on a machine with a package index, a folder of wheels from which
-# tools/setup_env.sh sets up a machine without one (README, "Existing torch
-# and offline set-up"):
+# tools/setup_env.sh sets up a machine without one (docs/user_guides/gpu.md,
+# "Offline: a wheelhouse"):
 #   bash tools/make_wheelhouse.sh DIR [--stack newest|common|py38]
 #       [--python-version X.Y] [--platform manylinux_2_28_x86_64]
 #       [--have FREEZE] [--torch] [--no-deploy]

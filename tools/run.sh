@@ -5,9 +5,9 @@
 #                            suite on each (newest: .venv; common, torch
 #                            2.0 with mmcv 2.1.0: .venv-common; py38, the
 #                            bottom of the supported range: .venv-py38;
-#                            README, "Tests")
+#                            docs/contributing.md, "Tests")
 #   bash tools/run.sh check  set up .venv, then check the stack on every
-#                            device (tools/check.py; README, "GPU")
+#                            device (tools/check.py; docs/user_guides/gpu.md)
 # MMHATNET_STACKS="newest" (or "common", "py38", ...) tests those only;
 # MMHATNET_MARKS="not e2e" narrows every stack's marker expression.
 set -euo pipefail

@@ -6,7 +6,7 @@
 # version and GPU architectures in ${XDG_CACHE_HOME:-~/.cache}/mmhatnet, so
 # a new checkout does not compile mmcv again. On NVIDIA GPUs see README,
 # "GPU".
-# Switches (README, "Existing torch and offline set-up"):
+# Switches (docs/user_guides/gpu.md, "Keep the torch you have", "Offline"):
 #   MMHATNET_TORCH=existing   keep the torch, torchvision, numpy, CUDA and
 #                             nvcc of $PYTHON (default python3): the venv is
 #                             made over it (--system-site-packages), the
@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 # Python numpy 1.26 supports): torch 2.0 with mmcv 2.1.0, the environment
 # most OpenMMLab projects have.
 # py38: requirements/py38.txt in .venv-py38, on Python 3.8: the bottom of
-# the supported range (mmcv 2.0.1, mmdet 3.0). See README, "Environment".
+# the supported range (mmcv 2.0.1, mmdet 3.0). See docs/get_started.md.
 STACK=${1:-${MMHATNET_STACK:-newest}}
 CHECK='import mmcv.ops, mmdet, mmseg, mmpretrain.evaluation, mmhatnet'
 case "$STACK" in
