@@ -4,8 +4,8 @@
 # Idempotent: a second run with nothing changed returns in about a second.
 # The compiled mmcv wheel is kept per torch version, Python tag, CUDA
 # version and GPU architectures in ${XDG_CACHE_HOME:-~/.cache}/mmhatnet, so
-# a new checkout does not compile mmcv again. On NVIDIA GPUs see README,
-# "GPU".
+# a new checkout does not compile mmcv again. On NVIDIA GPUs see
+# docs/user_guides/gpu.md.
 # Switches (docs/user_guides/gpu.md, "Keep the torch you have", "Offline"):
 #   MMHATNET_TORCH=existing   keep the torch, torchvision, numpy, CUDA and
 #                             nvcc of $PYTHON (default python3): the venv is
