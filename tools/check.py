@@ -2,6 +2,7 @@
 status 1 on any failure (mmhatnet/selfcheck.py).
 
     python tools/check.py [--train fpn retinanet mask-rcnn]
+    python tools/check.py --report report.md  # + benchmark, dist train/test
 
 It trains the configs of the checkout it sits in and reads the GPUs with
 tools/gpu_env.py, the set-up's own nvidia-smi reader.
