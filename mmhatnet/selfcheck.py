@@ -133,7 +133,7 @@ def environment_rows(list_gpus: Callable[[], Sequence | None]) -> list[Row]:
         rows.append(Row('gpu', '', FAIL,
                         f'nvidia-smi lists {len(listed)} GPUs, torch sees '
                         f'{seen}: torch {torch.__version__} cannot use this '
-                        f'driver or these GPUs (README, "GPU")'))
+                        f'driver or these GPUs (docs/user_guides/gpu.md)'))
     elif not listed and not seen:
         rows.append(Row('gpu', '', INFO, 'NO GPU FOUND: only the CPU was '
                         'checked'))

@@ -16,8 +16,8 @@ import argparse
 import os.path as osp
 import warnings
 
-# mmengine imports pkg_resources (pinned setuptools, see README): keep the
-# terminal to the demo's own lines
+# mmengine imports pkg_resources (pinned setuptools, docs/get_started.md):
+# keep the terminal to the demo's own lines
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from mmhatnet.demo.job import run_demo  # noqa: E402

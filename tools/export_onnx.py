@@ -9,7 +9,7 @@
 Prints the outputs, the maximum error against eager PyTorch at the export
 size (and, with --dynamic, at another size, neither divisible by 32) and the
 verdict; exits with status 1 if it fails (mmhatnet/deployment/export.py).
-See README.md, Deployment.
+See docs/user_guides/deployment.md.
 """
 from __future__ import annotations
 
