@@ -220,6 +220,15 @@ def use_tta(cfg: Config) -> None:
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
 
+def _seg_tta_keeps_img_path() -> bool:
+    """Whether mmseg's ``SegTTAModel`` gives its merged predictions the
+    ``img_path`` of their image (mmseg 1.0.0's does not)."""
+    import inspect
+
+    from mmseg.models.segmentors import SegTTAModel
+    return 'img_path' in inspect.getsource(SegTTAModel.merge_preds)
+
+
 def dump_predictions(cfg: Config, out: str) -> None:
     """``--out``: keep the raw predictions as the toolbox's
     ``tools/test.py`` does: mmdet's ``DumpDetResults`` or mmengine's
@@ -228,6 +237,14 @@ def dump_predictions(cfg: Config, out: str) -> None:
     scope = _toolbox(cfg, '--out')
     evaluator = cfg.test_evaluator
     metrics = evaluator if isinstance(evaluator, list) else [evaluator]
+    if scope == 'mmseg' and cfg.model.get('type') == 'SegTTAModel' and \
+            not _seg_tta_keeps_img_path():
+        import mmseg
+        raise ValueError(
+            f'--out with --tta: mmsegmentation {mmseg.__version__}\'s '
+            f'SegTTAModel drops img_path, by which the evaluator names the '
+            f'label maps it writes (1.2.1 keeps it); run --out without '
+            f'--tta, or upgrade mmsegmentation')
     if scope == 'mmseg':
         cfg.test_evaluator = [dict(m, output_dir=out, keep_results=True)
                               for m in metrics]
