@@ -25,7 +25,7 @@ def check_config(cfg) -> None:
         if not osp.isfile(ckpt):
             raise ValueError(missing_pretrained_message(
                 ckpt, 'model.backbone.init_cfg.checkpoint'))
-        load_untrusted(ckpt)  # refuse a pickle that would run code
+        load_untrusted(ckpt, 'meta')  # refuse a pickle that would run code
     kwargs = {k: v for k, v in backbone.items()
               if k not in ('type', 'init_cfg', '_scope_')}
     with torch.device('meta'):

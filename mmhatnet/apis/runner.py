@@ -127,7 +127,7 @@ def train_config(argv: list[str] | None = None) -> Config:
         cfg.load_from = None if args.resume == 'auto' else args.resume
     try:
         if args.resume not in (None, 'auto'):
-            load_untrusted(args.resume)
+            load_untrusted(args.resume, 'meta')
         check_config(cfg)
     except ValueError as e:
         parser.error(str(e))
@@ -275,7 +275,7 @@ def test_config(argv: list[str] | None = None) -> Config:
         'them: flip)')
     args = parser.parse_args(argv)
     try:
-        load_untrusted(args.checkpoint)
+        load_untrusted(args.checkpoint, 'meta')
     except ValueError as e:
         parser.error(str(e))
     cfg = _load_config(args)

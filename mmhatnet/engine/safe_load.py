@@ -455,7 +455,7 @@ def _load_zip(f, name: str, size: int, map_location: Any,
                     f'expand without bound)')
         budget = [size]
 
-        def read(record: str, expected: int | None = None) -> bytes:
+        def read_size(record: str, expected: int | None = None) -> None:
             info = records.get(record)
             if info is None:
                 raise UnsafePickle(f'refused: no record {record}')
@@ -467,6 +467,9 @@ def _load_zip(f, name: str, size: int, map_location: Any,
             if budget[0] < 0:
                 raise UnsafePickle('refused: its records overlap (they '
                                    'read more bytes than the file has)')
+
+        def read(record: str, expected: int | None = None) -> bytes:
+            read_size(record, expected)
             return archive.read(record)  # checks the CRC
 
         order = records.get(prefix + 'byteorder')
@@ -486,12 +489,17 @@ def _load_zip(f, name: str, size: int, map_location: Any,
                     location: str) -> _Storage:
             if key not in storages:
                 itemsize = torch.empty((), dtype=dtype).element_size()
-                data = bytearray(read(f'{prefix}data/{key}',
-                                      numel * itemsize))
+                record = f'{prefix}data/{key}'
+                device = _device(location, map_location)
+                if device.type == 'meta':  # a check: sizes, no bytes read
+                    read_size(record, numel * itemsize)
+                    storages[key] = _Storage(
+                        torch.empty((numel,), dtype=dtype, device=device))
+                    return storages[key]
+                data = bytearray(read(record, numel * itemsize))
                 base = torch.frombuffer(data, dtype=dtype) if data else \
                     torch.empty((0,), dtype=dtype)
-                storages[key] = _Storage(
-                    base.to(_device(location, map_location)))
+                storages[key] = _Storage(base.to(device))
             elif storages[key].base.dtype != dtype:
                 raise UnsafePickle(f'refused: storage {key} read as two '
                                    f'dtypes')
@@ -555,6 +563,8 @@ def load_untrusted(source: str | bytes, map_location: Any = 'cpu',
 
     ``weights_only=True`` allows tensors and containers only (pretrained
     weights); the default also mmengine's checkpoint objects (resume).
+    ``map_location='meta'`` checks a file without reading its tensors'
+    bytes: every check but the records' CRCs, meta tensors back.
     """
     if isinstance(source, (bytes, bytearray)):
         return _load_bytes(io.BytesIO(source), 'checkpoint bytes',

@@ -2,9 +2,11 @@
 
     python attack_harness.py CORPUS_DIR MARKER OUT_JSON [URL_BASE]
 
-Each file goes through three entry points once ``mmhatnet`` is imported:
-``load_untrusted`` (checkpoint and weights-only) and mmengine's
-``_load_checkpoint`` (``load_from``, resume, ``Pretrained``); with
+Each file goes through four entry points once ``mmhatnet`` is imported:
+``load_untrusted`` (checkpoint, weights-only, and the check that the
+tools run before building a runner: to ``meta``, no tensor bytes read)
+and mmengine's ``_load_checkpoint`` (``load_from``, resume,
+``Pretrained``); with
 URL_BASE, also by URL. The child reports 'refused' (CheckpointError or
 FileNotFoundError), 'loaded' (only plain data came back) or what went
 wrong; the parent records a signal (a crash, the CPU cap) as such. After
@@ -81,6 +83,7 @@ def main() -> None:
         'load_untrusted': load_untrusted,
         'weights_only': lambda p: load_untrusted(p, weights_only=True),
         'mmengine': _load_checkpoint,
+        'check': lambda p: load_untrusted(p, 'meta'),
     }
     jobs = []
     for name in sorted(os.listdir(folder)):

@@ -63,8 +63,8 @@ def hub(tmp_path, monkeypatch):
 
 def test_corpus_of_attacks_is_refused_on_every_entry_point(
         tmp_path, server, hub):
-    """Each malicious file, through load_untrusted, weights-only,
-    mmengine's loader and by URL, in a forked child under memory and CPU
+    """Each malicious file, through load_untrusted, weights-only, the
+    check to meta, mmengine's loader and by URL, in a forked child under memory and CPU
     caps: refused, or (weights-only) loaded as plain data; no marker file,
     no crash, no changed class."""
     root, url = server
@@ -76,7 +76,7 @@ def test_corpus_of_attacks_is_refused_on_every_entry_point(
                    env={**os.environ, 'TORCH_HOME': str(hub.parent.parent)},
                    cwd=str(tmp_path), timeout=900)
     results = json.loads(out.read_text())
-    assert len(results) == 4 * len(names)
+    assert len(results) == 5 * len(names)
     bad = [r for r in results if r['marker'] or not (
         r['outcome'].startswith('refused') or
         (r['via'] == 'weights_only' and r['outcome'] == 'loaded'))]
@@ -147,6 +147,27 @@ def test_mmengine_checkpoint_loads_exactly(tmp_path):
         w, row = loaded['tied']  # views keep sharing their storage
         assert row.data_ptr() == w[1].data_ptr()
     assert dict(HistoryBuffer._statistics_methods) == methods
+
+
+def test_a_check_to_meta_reads_no_tensor_bytes(tmp_path):
+    """The tools check a checkpoint before building a runner by loading it
+    to meta: the pickle and every size, not the tensors' bytes (a damaged
+    tensor record passes the check; the real load then refuses it)."""
+    path = tmp_path / 'ckpt.pth'
+    net, _ = _message_hub_checkpoint(path)
+    data = bytearray(path.read_bytes())
+    weight = net[0].weight.detach().numpy().tobytes()
+    at = data.find(weight)
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+    checked = load_untrusted(str(path), 'meta')
+    for k, v in net.state_dict().items():
+        assert checked['state_dict'][k].is_meta, k
+        assert checked['state_dict'][k].shape == v.shape, k
+    assert checked['message_hub']['log_scalars']['loss'].mean() == \
+        pytest.approx(7 / 3)
+    with pytest.raises(CheckpointError, match='CRC'):
+        load_untrusted(str(path))
 
 
 def test_weights_only_leaves_out_what_is_not_weights(tmp_path):
