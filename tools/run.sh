@@ -50,7 +50,7 @@ run_tests() {
             echo "$? $((SECONDS - start))" > "$logs/$stack.done"
         done' _ "$logs" "$low" "${stacks[@]:1}" &
     local setup=$!
-    trap "kill -- -$setup 2> /dev/null; rm -rf '$logs'" EXIT
+    trap "kill -- -$setup 2> /dev/null || true; rm -rf '$logs'" EXIT
     local rc=0 failed= times=() summary=()
     SECONDS=0
     bash tools/setup_env.sh "${stacks[0]}" || rc=$?
