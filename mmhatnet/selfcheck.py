@@ -44,7 +44,8 @@ import torch
 from mmengine.config import Config
 
 from .apis import train_config, working_dir
-from .config_tools import as_cfg_options, image_size_options, shipped_config
+from .config_tools import (LOADERS, as_cfg_options, image_size_options,
+                           shipped_config)
 from .demo.data import make_demo_data
 from .models import HATNet
 
@@ -537,8 +538,7 @@ def dist_steps(root: str, work: str) -> tuple[list[Step], str]:
                    num_val=2)
     sizes = as_cfg_options(image_size_options(Config.fromfile(config),
                                               **TRAIN[DIST_FAMILY]['sizes']))
-    loaders = [f'{loader}.{key}' for loader in
-               ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    loaders = [f'{loader}.{key}' for loader in LOADERS
                for key in ('num_workers=0', 'persistent_workers=False')]
     common = ['model.backbone.init_cfg=None', 'randomness.seed=0', *loaders,
               *sizes, *DIST_TEST_OPTIONS]

@@ -69,7 +69,9 @@ def find_latest_checkpoint(path: str) -> str | None:
             named = f.read().strip()
         if '://' in named or (named and is_complete(named)):
             return named
-    folders = [path] + ([osp.dirname(named)] if named else [])
+    folders = [path]
+    if named and osp.abspath(osp.dirname(named)) != osp.abspath(path):
+        folders.append(osp.dirname(named))  # not the work dir: look there too
     found = _newest_complete(folders)
     if not osp.isfile(marker):
         why = f'{marker} does not exist'

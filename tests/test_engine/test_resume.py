@@ -67,6 +67,16 @@ def test_otherwise_the_newest_complete_checkpoint(work, case, monkeypatch):
                       f'complete checkpoint, {work / "epoch_2.pth"}']
 
 
+def test_the_named_files_folder_is_searched_too(work):
+    """``last_checkpoint`` naming a missing file outside the work dir (a
+    work dir given as another path): the newest complete one of both."""
+    other = work / 'elsewhere'
+    other.mkdir()
+    torch.save({'meta': {'epoch': 5}}, other / 'epoch_5.pth')
+    (work / 'last_checkpoint').write_text(str(other / 'epoch_6.pth'))
+    assert find_latest_checkpoint(str(work)) == str(other / 'epoch_5.pth')
+
+
 def test_no_complete_checkpoint_starts_from_the_beginning(tmp_path):
     assert find_latest_checkpoint(str(tmp_path / 'new')) is None
     (tmp_path / 'last_checkpoint').write_text('')
