@@ -229,13 +229,10 @@ def build(folder: str, marker: str) -> list:
         with open(path, 'wb') as f:
             f.write(data)
         names.append(os.path.basename(path))
-    with open(os.path.join(folder, marker_src_name(marker)), 'wb') as f:
+    # what the torch.load gadget would load: a pickle that touches the marker
+    with open(marker + '.src', 'wb') as f:
         f.write(zip_checkpoint(pickle.dumps(_Touch(marker), 2)))
     return names
-
-
-def marker_src_name(marker: str) -> str:
-    return os.path.basename(marker) + '.src'
 
 
 def _hash_bomb() -> bytes:

@@ -18,7 +18,6 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmhatnet  # noqa: F401  (mmengine loads through safe_load)
 from mmhatnet.engine import CheckpointError, load_untrusted
-from mmhatnet.engine.safe_load import download
 
 import attacks
 
@@ -64,9 +63,9 @@ def hub(tmp_path, monkeypatch):
 def test_corpus_of_attacks_is_refused_on_every_entry_point(
         tmp_path, server, hub):
     """Each malicious file, through load_untrusted, weights-only, the
-    check to meta, mmengine's loader and by URL, in a forked child under memory and CPU
-    caps: refused, or (weights-only) loaded as plain data; no marker file,
-    no crash, no changed class."""
+    check to meta, mmengine's loader and by URL, in a forked child under
+    memory and CPU caps: refused, or (weights-only) loaded as plain data;
+    no marker file, no crash, no changed class."""
     root, url = server
     marker = str(tmp_path / 'pwned')
     names = attacks.build(str(root), marker)
@@ -86,6 +85,7 @@ def test_corpus_of_attacks_is_refused_on_every_entry_point(
     by_file = {(r['file'], r['via']): r['outcome'] for r in results}
     for name, words in {
             'zip_posix.system.pth': 'refused GLOBAL posix.system',
+            'zip_torch.load.pth': 'refused GLOBAL torch.load',
             'zip_HistoryBuffer_poisoning.pth': 'HistoryBuffer state',
             'zip_BUILD_on_Counter.pth': 'refused BUILD on collections',
             'zip_INST.pth': 'refused opcode INST',

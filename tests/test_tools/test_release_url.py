@@ -191,7 +191,7 @@ def test_cut_off_download_leaves_no_loadable_cache_entry(server, hub_cache):
                      {'model': _release('tiny')})
     server.httpd.cut.add(urllib.parse.urlparse(url).path)
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(CheckpointError, match='download cut off'):
             _init(url)
     finally:
         server.httpd.cut.clear()

@@ -84,9 +84,12 @@ def test_killed_run_resumes_exactly(tmp_path, family):
         reference = subprocess.Popen(
             _train_cmd(family, full, extra), cwd=tmp_path,
             env=environment(threads=1), stdout=f, stderr=subprocess.STDOUT)
-        _kill_after(_train_cmd(family, killed, extra), tmp_path,
-                    killed / first)
-        assert reference.wait(timeout=600) == 0, log.read_text()[-5000:]
+        try:
+            _kill_after(_train_cmd(family, killed, extra), tmp_path,
+                        killed / first)
+            assert reference.wait(timeout=600) == 0, log.read_text()[-5000:]
+        finally:  # on a failure, not left training beside the next tests
+            reference.kill()
     assert not (killed / last).exists()
     resumed = run(_train_cmd(family, killed, extra) + ['--resume'],
                   cwd=tmp_path, threads=1)
