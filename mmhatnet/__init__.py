@@ -5,9 +5,10 @@ Importing the package (configs do it through ``custom_imports``) registers
 ``dict(type='HATNet')`` builds under the mmdet, mmseg and mmpretrain scopes
 alike. It also registers the runtime pieces (``engine``: hooks, the atomic
 checkpoint backend; ``datasets``: ``CheckAnnotationSize``) and
-makes mmengine read local checkpoints through mmhatnet's safe loading
-(``engine.safe_load``) and resume without a path from the newest complete
-checkpoint (``engine.resume``). Nothing else happens at import.
+makes mmengine read checkpoints through mmhatnet's safe loading
+(``engine.safe_load``), check the optimizer and scheduler state it resumes
+against the run (``engine.resume_state``) and resume without a path from
+the newest complete checkpoint (``engine.resume``). Nothing else happens at import.
 
 Layers, each importing only the ones below it (``tests/test_layering.py``
 checks this, and that there is no import cycle):
@@ -23,11 +24,13 @@ checks this, and that there is no import cycle):
   job), then ``selfcheck`` (the stack check).
 """
 from . import datasets  # noqa: F401  (registers CheckAnnotationSize)
-from .engine import (use_complete_checkpoints_in_mmengine,
+from .engine import (use_checked_resume_state_in_mmengine,
+                     use_complete_checkpoints_in_mmengine,
                      use_safe_loading_in_mmengine)
 from .models import ConvFFN, HATNet, HierarchicalAttention
 
 use_safe_loading_in_mmengine()
+use_checked_resume_state_in_mmengine()
 use_complete_checkpoints_in_mmengine()
 
 __version__ = '0.1.0'

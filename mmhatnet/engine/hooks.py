@@ -96,4 +96,8 @@ class StepSeedHook(Hook):
         checkpoint.setdefault('meta', {})['step_seed'] = self.seed
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        self.seed = checkpoint.get('meta', {}).get('step_seed', self.seed)
+        seed = checkpoint.get('meta', {}).get('step_seed', self.seed)
+        if not (seed is None or type(seed) is int):  # it is hashed
+            raise TypeError(f"the checkpoint's meta['step_seed'] is a "
+                            f"{type(seed).__name__}, not an int")
+        self.seed = seed

@@ -16,7 +16,10 @@ no file starts it from the beginning, a partial zip fails in ``torch.load``.
 ``last_checkpoint`` names if it is complete, else the newest complete
 ``epoch_*.pth`` / ``iter_*.pth`` beside it, else None (start from the
 beginning). Complete is checked without unpickling: torch saves a zip, and
-one cut short has no readable central directory.
+one cut short has no readable central directory. Only regular files are
+opened (``os.lstat``: no symlink, FIFO or device), so a FIFO named
+``iter_9.pth`` cannot block the search, nor a link to ``/dev/zero`` feed
+it without end; ``last_checkpoint`` is read up to 4 KiB.
 :func:`use_complete_checkpoints_in_mmengine`, called when ``mmhatnet`` is
 imported (configs do it through ``custom_imports``), puts it where
 mmengine 0.8 to 0.10 look it up.
@@ -28,22 +31,36 @@ import logging
 import os
 import os.path as osp
 import re
+import stat
 import zipfile
 
 from mmengine.logging import print_log
+
+from .unpickler import clean
 
 # CheckpointHook's default file names (its ``filename_tmpl``)
 _CHECKPOINT_NAME = re.compile(r'(epoch|iter)_\d+\.pth')
 
 
+def _regular(path: str) -> bool:
+    """Whether ``path`` is a regular file itself (not a symlink, FIFO or
+    device)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def is_complete(path: str) -> bool:
-    """Whether ``path`` is a whole zip, as ``torch.save`` writes: its end of
-    central directory and the directory itself read. Nothing is
-    unpickled."""
+    """Whether ``path`` is a regular file holding a whole zip, as
+    ``torch.save`` writes: its end of central directory and the directory
+    itself read. Nothing is unpickled or inflated."""
+    if not _regular(path):
+        return False
     try:
         with zipfile.ZipFile(path):
             return True
-    except (OSError, zipfile.BadZipFile):
+    except (OSError, zipfile.BadZipFile, ValueError):
         return False
 
 
@@ -64,25 +81,25 @@ def find_latest_checkpoint(path: str) -> str | None:
     Logs a warning when it does not take the named file."""
     marker = osp.join(path, 'last_checkpoint')
     named = ''
-    if osp.isfile(marker):
-        with open(marker) as f:
-            named = f.read().strip()
+    if _regular(marker):
+        with open(marker, errors='replace') as f:
+            named = f.read(4096).strip()
         if '://' in named or (named and is_complete(named)):
             return named
     folders = [path]
     if named and osp.abspath(osp.dirname(named)) != osp.abspath(path):
         folders.append(osp.dirname(named))  # not the work dir: look there too
     found = _newest_complete(folders)
-    if not osp.isfile(marker):
+    if not _regular(marker):
         why = f'{marker} does not exist'
     elif not named:
         why = f'{marker} is empty'
-    elif not osp.isfile(named):
-        why = f'{marker} names {named}, which does not exist'
+    elif not _regular(named):
+        why = f'{marker} names {clean(named, 300)}, which does not exist'
     else:
-        why = (f'{marker} names {named}, which is incomplete (a save cut '
-               f'short)')
-    if found is not None or osp.isfile(marker):
+        why = (f'{marker} names {clean(named, 300)}, which is incomplete '
+               f'(a save cut short)')
+    if found is not None or _regular(marker):
         then = (f'resuming from the newest complete checkpoint, {found}'
                 if found else 'no complete checkpoint: starting from the '
                 'beginning')

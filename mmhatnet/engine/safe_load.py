@@ -52,10 +52,14 @@ from __future__ import annotations
 
 import _compat_pickle
 import collections
+import hashlib
 import io
+import logging
 import math
 import os
+import re
 import sys
+import time
 import tarfile
 import tempfile
 import urllib.parse
@@ -68,12 +72,20 @@ import torch
 from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner import checkpoint as mme_ckpt
 
+from .config_text import literal_config
 from .unpickler import (Global, NotAPickle, Pending, Rebuilder,
-                        UnsafePickle, hashable, restricted_load)
+                        UnsafePickle, brief, clean, hashable,
+                        restricted_load)
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that is unsafe, unreadable or of the wrong layout."""
+    """A checkpoint that is unsafe, unreadable or of the wrong layout.
+
+    Its message is one line of bounded length: what the file says in it
+    has its control characters (newlines, terminal escapes) escaped."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(clean(str(message)))
 
 
 def max_pickle_bytes() -> int:
@@ -149,8 +161,8 @@ class _Storage:
 def _ints(x: Any, what: str) -> tuple:
     if not (isinstance(x, tuple) and len(x) <= 64 and all(
             type(i) is int and i >= 0 for i in x)):
-        raise UnsafePickle(f'refused a tensor {what} {x!r}: not a tuple of '
-                           f'non-negative ints')
+        raise UnsafePickle(f'refused a tensor {what} {brief(x)}: not a '
+                           f'tuple of non-negative ints')
     return x
 
 
@@ -170,6 +182,7 @@ class CheckpointRebuilder(Rebuilder):
         self.names = _TENSOR_NAMES if weights_only else (_TENSOR_NAMES
                                                          | _OBJECT_NAMES)
         self.unloaded: set = set()
+        self.dropped: set = set()  # _metadata entries other than versions
 
     def allowed(self, g: Global) -> bool:
         key = (g.module, g.name)
@@ -212,7 +225,7 @@ class CheckpointRebuilder(Rebuilder):
             if not (len(args) == 3 and isinstance(args[0], Global) and
                     args[0].qualname == 'numpy.ndarray' and
                     args[1] == (0,) and args[2] == b'b'):
-                raise UnsafePickle(f'refused {g}{args!r}: only '
+                raise UnsafePickle(f'refused {g}{brief(args)}: only '
                                    f'_reconstruct(ndarray, (0,), b"b")')
             return Pending('numpy array')
         if name == 'scalar':
@@ -224,7 +237,7 @@ class CheckpointRebuilder(Rebuilder):
             storage, offset, size, stride, requires_grad, hooks = args[:6]
             if len(args) == 7 and args[6] not in (None, {}):
                 raise UnsafePickle('refused a tensor with metadata '
-                                   f'{args[6]!r}')
+                                   f'{brief(args[6])}')
             _empty_hooks(hooks)
             if not isinstance(storage, _Storage) or type(offset) is not int \
                     or offset < 0 or not isinstance(requires_grad, bool):
@@ -307,19 +320,21 @@ class CheckpointRebuilder(Rebuilder):
 
     @staticmethod
     def _dtype(args: tuple) -> Pending:
-        if len(args) == 3 and args[0] in _NUMPY_CODES and \
+        if len(args) == 3 and type(args[0]) is str and \
+                args[0] in _NUMPY_CODES and \
                 args[1] in (0, False) and args[2] in (1, True):
             return Pending('numpy dtype', args[0])
-        raise UnsafePickle(f'refused numpy.dtype{args!r}: only the numeric '
-                           f'and bool dtypes {sorted(_NUMPY_CODES)}')
+        raise UnsafePickle(f'refused numpy.dtype{brief(args)}: only the '
+                           f'numeric and bool dtypes {sorted(_NUMPY_CODES)}')
 
     @staticmethod
     def _getattr(args: tuple) -> _StatisticsMethod:
         if len(args) == 2 and isinstance(args[0], Global) and \
                 args[0].qualname == _HB and args[1] in _HB_STATISTICS:
             return _StatisticsMethod(args[1])
-        raise UnsafePickle(f'refused getattr{args!r}: only HistoryBuffer\'s '
-                           f'statistics methods {_HB_STATISTICS}')
+        raise UnsafePickle(f'refused getattr{brief(args)}: only '
+                           f'HistoryBuffer\'s statistics methods '
+                           f'{_HB_STATISTICS}')
 
     @staticmethod
     def _scalar(args: tuple) -> Any:
@@ -349,10 +364,29 @@ class CheckpointRebuilder(Rebuilder):
             return obj
         if isinstance(obj, collections.OrderedDict) and isinstance(
                 state, dict) and set(state) <= {'_metadata'}:
-            for k, v in state.items():  # an instance attribute, plain data
-                setattr(obj, k, v)
+            if '_metadata' in state:  # an instance attribute
+                obj._metadata = self._versions(state['_metadata'])
             return obj
         raise UnsafePickle(f'refused BUILD on a {type(obj).__name__}')
+
+    def _versions(self, metadata: Any) -> collections.OrderedDict:
+        """A state dict's ``_metadata`` with its modules' versions only:
+        torch passes the rest to ``_load_from_state_dict`` as options
+        (``assign_to_params_buffers`` makes the file's tensors the model's
+        parameters)."""
+        if not (isinstance(metadata, dict) and all(
+                isinstance(m, dict) for m in metadata.values())):
+            raise UnsafePickle('refused a state dict _metadata that is not '
+                               'a dict of dicts')
+        kept = collections.OrderedDict()
+        for prefix, local in metadata.items():
+            version = local.get('version')
+            kept[prefix] = {'version': version} if type(version) is int \
+                else {}
+            if set(local) != set(kept[prefix]):
+                self.dropped.add(f'_metadata[{brief(prefix)}]: '
+                                 f'{brief(sorted(map(str, local)))}')
+        return kept
 
     @staticmethod
     def _build_dtype(code: str, state: Any) -> np.dtype:
@@ -361,8 +395,8 @@ class CheckpointRebuilder(Rebuilder):
                 state[1] in ('<', '>') and dtype.byteorder != '|':
             dtype = dtype.newbyteorder(state[1])
         if state != dtype.__reduce__()[2]:  # fields, flags: a plain dtype's
-            raise UnsafePickle(f'refused numpy dtype state {state!r} for '
-                               f'{code!r}')
+            raise UnsafePickle(f'refused numpy dtype state {brief(state)} '
+                               f'for {code!r}')
         return dtype
 
     @staticmethod
@@ -385,7 +419,7 @@ class CheckpointRebuilder(Rebuilder):
                 'max_length', '_log_history', '_count_history',
                 'statistics_methods'}):
             raise UnsafePickle('refused HistoryBuffer state keys '
-                               f'{sorted(state) if isinstance(state, dict) else state!r}')  # noqa: E501
+                               f'{brief(state)}')
         log, count = state.get('_log_history'), state.get('_count_history')
         max_length = state.get('max_length', 1000000)
         if not (type(max_length) is int and max_length > 0 and all(
@@ -402,14 +436,14 @@ class CheckpointRebuilder(Rebuilder):
             return super().persistent_load(pid)
         if not (isinstance(pid, tuple) and len(pid) == 5 and
                 pid[0] == 'storage'):
-            raise UnsafePickle(f'refused persistent id {pid!r}')
+            raise UnsafePickle(f'refused persistent id {brief(pid)}')
         _, kind, key, location, numel = pid
         name = getattr(kind, 'qualname', '')[len('torch.'):]
         if name not in _STORAGE_DTYPES or not isinstance(key, str) or \
                 not key.isdigit() or not isinstance(location, str) or \
                 not set(location) <= _LOCATION_CHARS or \
                 type(numel) is not int or numel < 0:
-            raise UnsafePickle(f'refused persistent id {pid!r}')
+            raise UnsafePickle(f'refused persistent id {brief(pid)}')
         return self.storage(key, _STORAGE_DTYPES[name], numel, location)
 
 
@@ -420,63 +454,96 @@ RESAVE = ('load it where you trust it and save it again with '
           'format)')
 
 
-def _device(location: str, map_location: Any) -> torch.device:
+# the storage locations a file may choose by itself (map_location None)
+_FILE_LOCATION = re.compile(r'cpu|cuda(:\d{1,3})?|mps')
+
+
+def _device(location: str, map_location: Any, name: str) -> torch.device:
+    """Where a storage saved at ``location`` goes: ``map_location`` (a
+    device, a dict of them by location, or None for the file's own
+    location: cpu, cuda[:N] or mps only, never meta)."""
     if isinstance(map_location, dict):
-        map_location = map_location.get(location, location)
+        map_location = map_location.get(location)
     if map_location is None:
+        if not _FILE_LOCATION.fullmatch(location):
+            raise CheckpointError(
+                f'{name}: its tensors were saved on {location!r}, which a '
+                f'file may not choose; load it with map_location="cpu"')
         map_location = location
     if isinstance(map_location, (str, torch.device)):
-        return torch.device(map_location)
-    raise CheckpointError(f'map_location {map_location!r}: give a device '
-                          f'(str or torch.device), a dict of them, or None')
+        try:
+            return torch.device(map_location)
+        except (RuntimeError, ValueError) as e:
+            raise CheckpointError(f'{name}: map_location {map_location!r} '
+                                  f'is not a device ({e})') from None
+    raise CheckpointError(f'map_location {brief(map_location)}: give a '
+                          f'device (str or torch.device), a dict of them, '
+                          f'or None')
+
+
+def zip_records(archive: zipfile.ZipFile, name: str,
+                size: int) -> dict:
+    """The records of ``archive`` by name, checked before any is read:
+    stored (a compressed record can expand without bound, and torch.save
+    stores them), not encrypted, listed once, and adding up to no more
+    bytes than the file has (records that overlap, or a central directory
+    that lists one record many times)."""
+    records: dict = {}
+    total = 0
+    for info in archive.infolist():
+        if info.filename in records:
+            raise CheckpointError(f'{name}: refused: the zip directory '
+                                  f'lists {brief(info.filename)} twice')
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(
+                f'{name}: refused: record {brief(info.filename)} is '
+                f'compressed (torch.save stores records; a compressed one '
+                f'can expand without bound)')
+        if info.flag_bits & 0x1:
+            raise CheckpointError(f'{name}: refused: record '
+                                  f'{brief(info.filename)} is encrypted')
+        total += info.file_size
+        if total > size:
+            raise CheckpointError(
+                f'{name}: refused: its records overlap (they add up to '
+                f'more bytes than the file has)')
+        records[info.filename] = info
+    return records
 
 
 def _load_zip(f, name: str, size: int, map_location: Any,
               weights_only: bool) -> Any:
     with zipfile.ZipFile(f) as archive:
-        records = {i.filename: i for i in archive.infolist()}
         if any(n.endswith('/constants.pkl') or '/code/' in n
-               for n in records):
+               for n in archive.namelist()):
             raise CheckpointError(
                 f'{name} is a TorchScript archive (torch.jit.save), which '
                 f'torch acts on while loading: refused. Save the model\'s '
                 f'state_dict with torch.save instead')
+        records = zip_records(archive, name, size)
         pickles = [n for n in records
                    if n == 'data.pkl' or n.endswith('/data.pkl')]
         if len(pickles) != 1:
             raise CheckpointError(f'{name} is a zip file but not a '
                                   f'torch.save checkpoint (no data.pkl)')
         prefix = pickles[0][:-len('data.pkl')]
-        for info in records.values():
-            if info.compress_type != zipfile.ZIP_STORED:
-                raise CheckpointError(
-                    f'{name}: refused: record {info.filename} is compressed '
-                    f'(torch.save stores records; a compressed one can '
-                    f'expand without bound)')
-        budget = [size]
 
-        def read_size(record: str, expected: int | None = None) -> None:
-            info = records.get(record)
+        def record(key: str, expected: int | None = None):
+            info = records.get(key)
             if info is None:
-                raise UnsafePickle(f'refused: no record {record}')
+                raise UnsafePickle(f'refused: no record {brief(key)}')
             if expected is not None and info.file_size != expected:
                 raise UnsafePickle(
-                    f'refused: record {record} holds {info.file_size} '
+                    f'refused: record {brief(key)} holds {info.file_size} '
                     f'bytes, its storage declares {expected}')
-            budget[0] -= info.file_size
-            if budget[0] < 0:
-                raise UnsafePickle('refused: its records overlap (they '
-                                   'read more bytes than the file has)')
-
-        def read(record: str, expected: int | None = None) -> bytes:
-            read_size(record, expected)
-            return archive.read(record)  # checks the CRC
+            return info
 
         order = records.get(prefix + 'byteorder')
-        if order is not None and archive.read(order).decode(
-                'ascii', 'replace') != sys.byteorder:
-            raise CheckpointError(f'{name} was saved on a '
-                                  f'{archive.read(order)!r}-endian machine')
+        if order is not None:
+            saved = archive.read(order)[:16].decode('ascii', 'replace')
+            if saved != sys.byteorder:
+                raise CheckpointError(f'{name} was saved on a '
+                                      f'{brief(saved)}-endian machine')
         if records[pickles[0]].file_size > max_pickle_bytes():
             raise CheckpointError(
                 f'{name}: refused: data.pkl has '
@@ -489,29 +556,125 @@ def _load_zip(f, name: str, size: int, map_location: Any,
                     location: str) -> _Storage:
             if key not in storages:
                 itemsize = torch.empty((), dtype=dtype).element_size()
-                record = f'{prefix}data/{key}'
-                device = _device(location, map_location)
+                info = record(f'{prefix}data/{key}', numel * itemsize)
+                device = _device(location, map_location, name)
                 if device.type == 'meta':  # a check: sizes, no bytes read
-                    read_size(record, numel * itemsize)
                     storages[key] = _Storage(
                         torch.empty((numel,), dtype=dtype, device=device))
                     return storages[key]
-                data = bytearray(read(record, numel * itemsize))
+                data = bytearray(archive.read(info))  # checks the CRC
                 base = torch.frombuffer(data, dtype=dtype) if data else \
                     torch.empty((0,), dtype=dtype)
-                storages[key] = _Storage(base.to(device))
+                try:
+                    storages[key] = _Storage(base.to(device))
+                except (RuntimeError, AssertionError, NotImplementedError,
+                        TypeError) as e:
+                    raise CheckpointError(
+                        f'{name}: its tensors go to {device} (saved on '
+                        f'{location!r}, map_location='
+                        f'{brief(map_location)}), which this torch cannot '
+                        f'use ({type(e).__name__}: {str(e)[:100]}); load '
+                        f'it with map_location="cpu"') from None
             elif storages[key].base.dtype != dtype:
-                raise UnsafePickle(f'refused: storage {key} read as two '
-                                   f'dtypes')
+                raise UnsafePickle(f'refused: storage {brief(key)} read as '
+                                   f'two dtypes')
             return storages[key]
 
         rebuilder = CheckpointRebuilder(storage, weights_only)
-        loaded = restricted_load(read(pickles[0]), rebuilder)
+        loaded = restricted_load(archive.read(record(pickles[0])),
+                                 rebuilder)
         if rebuilder.unloaded:
             print_log(f'{name}: loaded the weights only; left out what '
-                      f'they are not: {sorted(rebuilder.unloaded)}',
+                      f'they are not: {brief(sorted(rebuilder.unloaded))}',
                       logger='current')
-        return loaded
+        if rebuilder.dropped:
+            print_log(f'{name}: dropped what a state dict\'s _metadata may '
+                      f'not carry (module versions only): '
+                      f'{brief(sorted(rebuilder.dropped))}',
+                      logger='current', level=logging.WARNING)
+        return loaded if weights_only else checked_contents(loaded, name)
+
+
+# --- what a checkpoint carries beyond tensors ------------------------------
+MAX_HUB_KEYS = 4096  # per message hub section; real ones hold under 100
+_HUB_SECTIONS = ('log_scalars', 'runtime_info', 'resumed_keys')
+
+
+def _refuse(name: str, what: str) -> CheckpointError:
+    return CheckpointError(f'{name}: refused: {what}')
+
+
+def _config_text(holder: dict, key: str, name: str, where: str) -> None:
+    """Replace the config text ``holder[key]`` with its literal values
+    written again (:func:`.config_text.literal_config`), or drop it."""
+    safe, note = literal_config(holder[key])
+    if safe is None:
+        del holder[key]
+        print_log(f'{name}: dropped the config text in {where}, which is '
+                  f'not a config of literal values ({note}); it is never '
+                  f'executed. Where it was needed (an inferencer built '
+                  f'from weights alone), give the config file',
+                  logger='current', level=logging.WARNING)
+        return
+    holder[key] = safe
+    if note:
+        print_log(f'{name}: {where}: {note}', logger='current',
+                  level=logging.WARNING)
+
+
+def checked_contents(checkpoint: Any, name: str) -> Any:
+    """``checkpoint`` with what mmengine reads of its ``meta`` and
+    ``message_hub`` checked as data: ``epoch`` and ``iter`` ints >= 0,
+    seeds ints in [0, 2**32) (a tuple seed is hashed by ``random.seed``
+    and by ``StepSeedHook``), config texts as literal values only
+    (``Runner.resume`` and the inferencers execute them), and the message
+    hub bounded and typed (mmengine loads it in quadratic time in its
+    number of keys). Optimizer and scheduler states are checked against
+    the run that loads them (:mod:`.resume_state`)."""
+    if not isinstance(checkpoint, dict):
+        return checkpoint
+    meta = checkpoint.get('meta')
+    if meta is not None and not isinstance(meta, dict):
+        raise _refuse(name, f"its 'meta' is a {type(meta).__name__}, "
+                            f"not a dict")
+    for key, end, what in (('epoch', 2**62, 'a count'),
+                           ('iter', 2**62, 'a count'),
+                           ('seed', 2**32, 'a seed'),
+                           ('step_seed', 2**32, 'a seed')):
+        value = meta.get(key) if meta else None
+        if value is None:
+            continue
+        if isinstance(value, np.integer):  # mmengine's seeds are numpy's
+            value = meta[key] = int(value)
+        if not (type(value) is int and 0 <= value < end):
+            raise _refuse(name, f"meta['{key}'] is {brief(value)}: "
+                                f"{what} is an int from 0 to {end - 1}")
+    for key in ('config', 'cfg') if meta else ():
+        if key in meta:
+            _config_text(meta, key, name, f"meta['{key}']")
+    hub = checkpoint.get('message_hub')
+    if hub is None:
+        return checkpoint
+    if not (isinstance(hub, dict) and set(hub) <= set(_HUB_SECTIONS)):
+        raise _refuse(name, f'its message hub is {brief(hub)}, not a dict '
+                            f'of {_HUB_SECTIONS}')
+    for section, items in hub.items():
+        if not (isinstance(items, dict) and len(items) <= MAX_HUB_KEYS and
+                all(type(k) is str for k in items)):
+            raise _refuse(name, f'message_hub[{section!r}] is not a dict of '
+                                f'at most {MAX_HUB_KEYS} string keys')
+    if not all(type(v) is bool
+               for v in hub.get('resumed_keys', {}).values()):
+        raise _refuse(name, "message_hub['resumed_keys'] holds other "
+                            "than bools")
+    if not all(isinstance(v, HistoryBuffer)
+               for v in hub.get('log_scalars', {}).values()):
+        raise _refuse(name, "message_hub['log_scalars'] holds other than "
+                            "HistoryBuffers")
+    info = hub.get('runtime_info', {})
+    if 'cfg' in info:
+        _config_text(info, 'cfg', name, "message_hub['runtime_info']['cfg']")
+    return checkpoint
 
 
 def _refuse_other_format(f, name: str) -> None:
@@ -603,34 +766,142 @@ def state_dict_of(obj: object, path: str = 'checkpoint') -> dict:
 
 
 # --- URLs -----------------------------------------------------------------
-def download(url: str) -> str:
-    """The file at ``url`` in torch hub's cache (``$TORCH_HOME/hub/
-    checkpoints``), downloaded to a temporary file there and renamed only
-    when whole (its Content-Length reached and its zip archive readable),
-    so a cut-off download never stays in the cache."""
-    filename = os.path.basename(urllib.parse.urlparse(url).path)
+def _mib_env(name: str, default: float) -> float:
+    value = os.environ.get(name, '')
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise CheckpointError(f'{name}={brief(value)}: give a number') \
+            from None
+
+
+def download_limits() -> tuple[float, int]:
+    """(seconds, bytes): a download's overall deadline,
+    ``MMHATNET_DOWNLOAD_TIMEOUT`` (3600 s by default), and its size cap,
+    ``MMHATNET_MAX_DOWNLOAD_MB`` (4096 MiB)."""
+    return (_mib_env('MMHATNET_DOWNLOAD_TIMEOUT', 3600),
+            int(_mib_env('MMHATNET_MAX_DOWNLOAD_MB', 4096) * 2**20))
+
+
+_SEGMENT = re.compile(r'[A-Za-z0-9._~+-]+')
+_HOST = re.compile(r'[A-Za-z0-9.-]+(:[0-9]+)?')
+# OpenMMLab's and torch hub's file names end in -<sha256 prefix>.<ext>
+_NAME_HASH = re.compile(r'-([a-f0-9]{8,64})\.[^.]*$')
+_FULL_HASH = re.compile(r'sha256=([a-f0-9]{64})')
+
+
+def cache_path(url: str) -> str:
+    """Where :func:`download` keeps ``url``: under torch hub's cache,
+    keyed by the whole URL, ``$TORCH_HOME/hub/checkpoints/by_url/<scheme>/
+    <host>/<path>`` (``_`` for the port's colon), or ``by_url/sha256/
+    <hash of the URL>/<file name>`` for a URL with a query, user info or
+    other characters. Two URLs never share a file, whatever their file
+    names (``torchvision://resnet50`` and ``http://anyone/resnet50-...
+    .pth`` are two entries)."""
+    parts = urllib.parse.urlsplit(url.split('#', 1)[0])
+    segments = parts.path.split('/')[1:]
+    filename = os.path.basename(parts.path)
     if not filename:
         raise CheckpointError(f'{url}: no file name in the URL')
-    folder = os.path.join(torch.hub.get_dir(), 'checkpoints')
-    cached = os.path.join(folder, filename)
+    root = os.path.join(torch.hub.get_dir(), 'checkpoints', 'by_url')
+    readable = (parts.scheme in ('http', 'https') and not parts.query
+                and _HOST.fullmatch(parts.netloc) and all(
+                    _SEGMENT.fullmatch(p) and p not in ('.', '..')
+                    for p in segments))
+    if readable:
+        return os.path.join(root, parts.scheme,
+                            parts.netloc.replace(':', '_'), *segments)
+    key = hashlib.sha256(url.split('#', 1)[0].encode()).hexdigest()[:32]
+    return os.path.join(root, 'sha256', key,
+                        re.sub(r'[^A-Za-z0-9._+-]', '_', filename)[-100:])
+
+
+def expected_sha256(url: str) -> str:
+    """The SHA-256 (or its prefix) the file at ``url`` must have: a full
+    one given as ``#sha256=<hex>`` after the URL (pip's convention), else
+    the prefix in an OpenMMLab / torch hub file name (``name-<8 or more
+    hex digits>.pth``), else ''."""
+    full = _FULL_HASH.fullmatch(url.split('#', 1)[1]) if '#' in url \
+        else None
+    if '#' in url and not full:
+        raise CheckpointError(f'{url}: the part after # must be '
+                              f'sha256=<64 hex digits>')
+    if full:
+        return full.group(1)
+    named = _NAME_HASH.search(os.path.basename(
+        urllib.parse.urlsplit(url).path))
+    return named.group(1) if named else ''
+
+
+def _check_sha256(url: str, digest: str, where: str) -> None:
+    want = expected_sha256(url)
+    if want and not digest.startswith(want):
+        how = ('#sha256=' if len(want) == 64 else
+               'the -<hash> in its file name')
+        raise CheckpointError(
+            f'{url}: {where} has SHA-256 {digest}, not the {want} that '
+            f'{how} names; nothing was cached')
+
+
+def _sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(url: str) -> str:
+    """The file at ``url`` in torch hub's cache, at :func:`cache_path`:
+    downloaded to a temporary file beside it and renamed only when whole
+    (its Content-Length reached, its SHA-256 what the URL names, if it
+    names one, and its zip records stored, listed once and within the
+    file: nothing is inflated), within ``download_limits()``. A cached
+    file whose URL names a hash is checked against it again."""
+    cached = cache_path(url)
     if os.path.isfile(cached):
+        if expected_sha256(url):
+            _check_sha256(url, _sha256_of(cached), f'the cached {cached}')
         return cached
+    deadline, cap = download_limits()
+    folder, filename = os.path.split(cached)
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=filename + '.',
                                suffix='.part')
+    start = time.monotonic()
+    h = hashlib.sha256()
     try:
-        with os.fdopen(fd, 'wb') as f, \
-                urllib.request.urlopen(url, timeout=60) as response:
+        with os.fdopen(fd, 'wb') as f, urllib.request.urlopen(
+                url.split('#', 1)[0], timeout=min(60, deadline)) as response:
             total = int(response.headers.get('Content-Length') or 0)
+            if total > cap:
+                raise CheckpointError(
+                    f'{url}: {total} bytes, more than '
+                    f'MMHATNET_MAX_DOWNLOAD_MB={cap / 2**20:g}; raise it '
+                    f'for a file you expect to be that large')
             print_log(f'Downloading {url} to {cached} '
                       f'({total / 2**20:.1f} MiB)', logger='current')
             done, shown = 0, 0
             while True:
-                chunk = response.read(1 << 20)
+                # read1: what arrived, so a slow sender cannot hold one
+                # read past the deadline
+                chunk = response.read1(1 << 20)
                 if not chunk:
                     break
                 f.write(chunk)
+                h.update(chunk)
                 done += len(chunk)
+                if done > cap:
+                    raise CheckpointError(
+                        f'{url}: more than MMHATNET_MAX_DOWNLOAD_MB='
+                        f'{cap / 2**20:g} MiB arrived; nothing was cached. '
+                        f'Raise it for a file you expect to be that large')
+                if time.monotonic() - start > deadline:
+                    raise CheckpointError(
+                        f'{url}: not downloaded within '
+                        f'MMHATNET_DOWNLOAD_TIMEOUT={deadline:g} s ({done} '
+                        f'bytes arrived); nothing was cached. Raise it for '
+                        f'a slow connection')
                 if total and sys.stderr.isatty() and \
                         done * 10 // total > shown:
                     shown = done * 10 // total
@@ -640,26 +911,24 @@ def download(url: str) -> str:
         if total and done != total:
             raise CheckpointError(f'{url}: download cut off at {done} of '
                                   f'{total} bytes; nothing was cached')
-        if not _whole_zip(tmp):
+        _check_sha256(url, h.hexdigest(), 'the download')
+        try:
+            with zipfile.ZipFile(tmp) as archive:
+                zip_records(archive, url, done)
+        except (zipfile.BadZipFile, OSError, EOFError):
             raise CheckpointError(f'{url}: the download is not a whole '
                                   f'torch.save checkpoint; nothing was '
-                                  f'cached')
+                                  f'cached') from None
         os.replace(tmp, cached)
-    except BaseException:
+    except (OSError, ValueError) as e:  # urllib's errors are OSErrors
+        if not isinstance(e, CheckpointError):
+            raise CheckpointError(f'{url}: download failed '
+                                  f'({type(e).__name__}: {e})') from None
+        raise
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return cached
-
-
-def _whole_zip(path: str) -> bool:
-    """Whether ``path`` is a zip archive whose records all read back with
-    their CRCs."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.testzip() is None
-    except (zipfile.BadZipFile, OSError, EOFError):
-        return False
 
 
 def _download_once(url: str) -> str:
@@ -696,7 +965,7 @@ def _model_url(source: str) -> str:
 
 
 def _load_scheme(source: str, map_location: Any, weights_only: bool) -> Any:
-    scheme = source.split('://', 1)[0].rsplit(':', 1)[-1]
+    scheme = source.split('://', 1)[0]
     if scheme in ('http', 'https'):
         return load_untrusted(_download_once(source), map_location,
                               weights_only)

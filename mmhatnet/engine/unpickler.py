@@ -10,8 +10,10 @@ standard library's opcode table, every protocol 0 to 5) with its own
 stack, and the only things a pickle can make are:
 
 - ``None``, bools, ints, floats, str, bytes, tuples, lists, dicts, sets
-  and frozensets (dict keys and set items may be atoms or flat tuples of
-  atoms: nothing whose hash or equality runs long);
+  and frozensets (dict keys and set items may be None, bools, str, bytes
+  and ints below 2**61 - 1 in magnitude: nothing whose hash runs long or
+  that an attacker can make collide, as ints that are multiples of
+  2**61 - 1 and NaNs do);
 - what the :class:`Rebuilder` given to it rebuilds from data: every GLOBAL
   is only a name to it (no module is imported, no attribute is looked
   up), and REDUCE, NEWOBJ and BUILD on a name it does not know are
@@ -20,13 +22,71 @@ stack, and the only things a pickle can make are:
 The opcodes that exist only to call or construct (INST, OBJ, NEWOBJ_EX
 with arguments, EXT1/2/4 of copyreg's extension registry, PERSID in text
 form, out-of-band buffers) are refused outright.
+
+Work and memory are linear in the pickle's size, with small constants:
+the Python heap it builds is charged as it grows and may not pass
+``HEAP_BASE + HEAP_PER_BYTE`` bytes per pickle byte (one empty set per
+pickle byte would take 216); what comes back is a tree at most
+``MAX_DEPTH`` deep with no cycles, whose expansion through shared
+references (a DAG of tuples doubles at each level) has at most
+``NODES_BASE`` plus one node per pickle byte, so code that walks it
+naively (``repr``, ``==``, ``copy.deepcopy``, hashing) stays linear too.
+Messages show values through :func:`brief`, which is bounded.
 """
 from __future__ import annotations
 
+import collections
 import pickletools
+import reprlib
+import sys
 from typing import Any, Callable
 
 ATOMS = (type(None), bool, int, float, complex, str, bytes)
+KEY_TYPES = (type(None), bool, int, str, bytes)
+_HASH_MODULUS = 2**61 - 1  # CPython's int hash is n mod this
+HEAP_BASE = 64 * 2**20
+HEAP_PER_BYTE = 32
+MAX_DEPTH = 64
+NODES_BASE = 2**20
+
+
+class _Brief(reprlib.Repr):
+    """``repr`` cut to a few items per level and three levels, with no
+    decimal conversion of huge ints (quadratic before Python 3.11)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxtuple = self.maxlist = self.maxdict = self.maxset = 4
+        self.maxfrozenset = self.maxdeque = self.maxarray = 4
+        self.maxstring = self.maxother = 80
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 256:
+            return f'<int of {x.bit_length()} bits>'
+        return repr(x)
+
+    def repr_instance(self, x: Any, level: int) -> str:
+        return f'<{type(x).__name__}>'
+
+
+_brief = _Brief()
+
+
+def brief(x: Any) -> str:
+    """A short ``repr`` of ``x`` for messages: bounded in length and work
+    whatever ``x`` is, control characters escaped."""
+    return clean(_brief.repr(x), 200)
+
+
+def clean(text: str, limit: int = 2000) -> str:
+    """``text`` with control characters (newlines, ANSI escapes) escaped
+    and cut to ``limit`` characters: what a file says reaches a terminal
+    and a log as one inert line."""
+    text = ''.join(c if c.isprintable() else
+                   c.encode('unicode_escape').decode('ascii')
+                   for c in text[:limit + 1])
+    return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
 class UnsafePickle(Exception):
@@ -102,22 +162,72 @@ def _value(x: Any, in_tuple: bool = False) -> Any:
             raise UnsafePickle(f'refused: a {x.kind} used before its BUILD')
         return x.value
     if isinstance(x, Global) and not in_tuple:
-        raise UnsafePickle(f'refused {x} as a value: globals are only '
+        raise UnsafePickle(f'refused {brief(x)} as a value: globals are only '
                            f'names of what may be rebuilt')
     return x
 
 
 def hashable(x: Any) -> Any:
-    """``x`` if it may be a dict key or set item: an atom or a flat tuple
-    of atoms (a nested tuple's hash can be made to run exponentially
-    long through shared references)."""
+    """``x`` if it may be a dict key or set item: None, a bool, str, bytes
+    or an int below 2**61 - 1 in magnitude. A tuple's hash walks its items
+    (exponentially long through shared references) and can be made to
+    collide; ints that are multiples of 2**61 - 1 all hash to 0, as NaNs
+    did before Python 3.10: a dict of them fills in quadratic time."""
     x = _value(x)
-    if isinstance(x, ATOMS) or (isinstance(x, tuple) and all(
-            isinstance(i, ATOMS) for i in x)):
+    if type(x) in KEY_TYPES and not (
+            type(x) is int and not -_HASH_MODULUS < x < _HASH_MODULUS):
         return x
-    raise UnsafePickle(f'refused a {type(x).__name__} as a dict key or set '
-                       f'item: only numbers, strings, bytes and flat tuples '
-                       f'of them')
+    raise UnsafePickle(f'refused {brief(x)} as a dict key or set item: '
+                       f'only None, bools, strings, bytes and ints below '
+                       f'2**61 - 1')
+
+
+def check_tree(root: Any, max_nodes: int) -> None:
+    """Raise :class:`UnsafePickle` unless ``root`` is a tree at most
+    ``MAX_DEPTH`` deep with no cycles, whose expansion through shared
+    references has at most ``max_nodes`` nodes. Linear in the number of
+    distinct containers: each is visited once, its depth and expanded size
+    kept."""
+    def children(x: Any) -> Any:
+        if isinstance(x, dict):
+            extra = getattr(x, '_metadata', None) if isinstance(
+                x, collections.OrderedDict) else None
+            return [*x.keys(), *x.values(), *([extra] if extra else [])]
+        if isinstance(x, (list, tuple, set, frozenset)):
+            return x
+        return ()
+
+    done: dict = {}  # id -> (depth, expanded size)
+    visiting: set = set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        kids = children(node)
+        if not kids:
+            continue
+        key = id(node)
+        if expanded:
+            visiting.discard(key)
+            depth, size = 1, 1
+            for kid in kids:
+                d, n = done.get(id(kid), (0, 1))  # a leaf if not in done
+                depth, size = max(depth, d + 1), min(size + n, max_nodes + 1)
+            if depth > MAX_DEPTH:
+                raise UnsafePickle(f'refused: containers nested deeper than '
+                                   f'{MAX_DEPTH} levels')
+            if size > max_nodes:
+                raise UnsafePickle(
+                    f'refused: its containers expand to more than '
+                    f'{max_nodes} items through shared references')
+            done[key] = (depth, size)
+            continue
+        if key in done:
+            continue
+        if key in visiting:
+            raise UnsafePickle('refused: a container that holds itself')
+        visiting.add(key)
+        stack.append((node, True))
+        stack.extend((kid, False) for kid in kids)
 
 
 _MARK = object()
@@ -130,6 +240,11 @@ _PUSH = {
     'SHORT_BINUNICODE', 'BINUNICODE8'
 }
 _CONST = {'NONE': None, 'NEWTRUE': True, 'NEWFALSE': False}
+_CREATES = {
+    'EMPTY_TUPLE', 'TUPLE', 'TUPLE1', 'TUPLE2', 'TUPLE3', 'EMPTY_LIST',
+    'LIST', 'EMPTY_DICT', 'DICT', 'EMPTY_SET', 'FROZENSET', 'GLOBAL',
+    'STACK_GLOBAL', 'REDUCE', 'NEWOBJ', 'NEWOBJ_EX', 'BINPERSID'
+}
 _REFUSED = {
     'INST': 'INST builds an instance of any class',
     'OBJ': 'OBJ builds an instance of any class',
@@ -149,6 +264,15 @@ def restricted_load(data: bytes, rebuilder: Rebuilder) -> Any:
     stack: list = []
     marks: list = []
     memo: dict = {}
+    heap = [HEAP_BASE + HEAP_PER_BYTE * len(data)]
+
+    def charge(nbytes: int) -> None:
+        heap[0] -= nbytes
+        if heap[0] < 0:
+            raise UnsafePickle(
+                f'refused: it builds more than {HEAP_PER_BYTE} bytes of '
+                f'Python objects per byte of pickle (plus '
+                f'{HEAP_BASE >> 20} MiB)')
 
     def pop_mark() -> list:
         if not marks:
@@ -166,6 +290,7 @@ def restricted_load(data: bytes, rebuilder: Rebuilder) -> Any:
     def set_items(d: dict, items: list) -> None:
         if len(items) % 2:
             raise NotAPickle('malformed pickle: odd SETITEMS')
+        charge(20 * len(items))  # a dict entry and its share of the table
         for k, v in zip(items[::2], items[1::2]):
             d[hashable(k)] = _value(v)
 
@@ -232,6 +357,7 @@ def restricted_load(data: bytes, rebuilder: Rebuilder) -> Any:
     @op('APPENDS')
     def _appends(arg):
         items = [_value(x) for x in pop_mark()]
+        charge(8 * len(items))
         top(list).extend(items)
 
     @op('EMPTY_DICT')
@@ -261,19 +387,24 @@ def restricted_load(data: bytes, rebuilder: Rebuilder) -> Any:
     @op('ADDITEMS')
     def _additems(arg):
         items = [hashable(x) for x in pop_mark()]
+        charge(40 * len(items))
         top(set).update(items)
 
     @op('FROZENSET')
     def _frozenset(arg):
-        stack.append(frozenset(hashable(x) for x in pop_mark()))
+        items = [hashable(x) for x in pop_mark()]
+        charge(40 * len(items))
+        stack.append(frozenset(items))
 
     @op('PUT', 'BINPUT', 'LONG_BINPUT')
     def _put(arg):
         memo[arg] = stack[-1]
+        charge(100)  # an entry and its int key
 
     @op('MEMOIZE')
     def _memoize(arg):
         memo[len(memo)] = stack[-1]
+        charge(100)  # an entry and its int key
 
     @op('GET', 'BINGET', 'LONG_BINGET')
     def _get(arg):
@@ -353,13 +484,22 @@ def restricted_load(data: bytes, rebuilder: Rebuilder) -> Any:
             if name == 'STOP':
                 if len(stack) != 1 or marks:
                     raise NotAPickle('malformed pickle at STOP')
-                return _value(stack[0])
+                root = _value(stack[0])
+                check_tree(root, NODES_BASE + len(data))
+                return root
+            charge(8)  # a stack slot
             if name in _PUSH:
+                charge(sys.getsizeof(arg))
                 stack.append(arg)
             elif name in _CONST:
                 stack.append(_CONST[name])
             elif name in handlers:
                 handlers[name](arg)
+                if name in _CREATES:  # a container, or an object rebuilt
+                    # (a storage's bytes are bounded by the file apart)
+                    charge(sys.getsizeof(stack[-1]) if isinstance(
+                        stack[-1], (tuple, list, dict, set, frozenset))
+                        else 200)
             else:
                 raise UnsafePickle(f'refused opcode {name}: '
                                    f'{_REFUSED.get(name, "not plain data")}')
