@@ -14,7 +14,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from ..engine import load_untrusted
+from ..engine import CheckpointError, load_untrusted
 from .config_check import check_config
 
 
@@ -297,8 +297,16 @@ def test_config(argv: list[str] | None = None) -> Config:
 
 
 def train(argv: list[str] | None = None) -> None:
-    _build_runner(train_config(argv)).train()
+    runner = _build_runner(train_config(argv))
+    try:
+        runner.train()
+    except CheckpointError as e:  # resume state that does not fit the run
+        raise SystemExit(f'train.py: error: {e}') from None
 
 
 def test(argv: list[str] | None = None) -> dict:
-    return _build_runner(test_config(argv)).test()
+    runner = _build_runner(test_config(argv))
+    try:
+        return runner.test()
+    except CheckpointError as e:
+        raise SystemExit(f'test.py: error: {e}') from None

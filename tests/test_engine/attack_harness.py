@@ -66,6 +66,8 @@ def attempt(load, source) -> str:
         obj = load(source)
     except (CheckpointError, FileNotFoundError) as e:
         outcome = f'refused: {str(e)[:300]}'
+        if not str(e).isprintable():  # a file's text reaches terminals
+            return f'error: control characters in {str(e)[:300]!r}'
     except BaseException:
         return 'error: ' + traceback.format_exc()[-600:]
     else:

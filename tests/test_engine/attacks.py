@@ -222,6 +222,25 @@ def build(folder: str, marker: str) -> list:
     files['view past its storage'] = zip_checkpoint(
         pkl(d(w=tensor('0', 2, (4,), (1,)))), {'0': b'\0' * 8})
     files['deep tuple hash'] = zip_checkpoint(pkl(_hash_bomb(), 4))
+    # work and memory out of proportion to the file
+    files['colliding ints in a set'] = zip_checkpoint(pkl(
+        b'\x8f(' + b''.join(i(k * (2**61 - 1)) for k in range(1, 100001))
+        + b'\x90', 4))
+    files['big tuple reused as set items'] = zip_checkpoint(pkl(
+        b'\x8f((' + b'K\x00' * 500000 + b't\x94' + b'h\x00' * 250000 +
+        b'\x90', 4))
+    files['an object per byte'] = zip_checkpoint(pkl(
+        b'](' + b'\x8f' * 4500000 + b'e', 4))
+    files['shared tuples in a message'] = zip_checkpoint(pkl(
+        g('numpy.core.multiarray', '_reconstruct') + b'(' +
+        g('numpy', 'ndarray') + _shared_tuples(60) + by(b'b') + b'tR', 4))
+    files['shared tuples in a dtype check'] = zip_checkpoint(pkl(
+        g('numpy', 'dtype') + b'(' + _shared_tuples(60) + FALSE + TRUE +
+        b'tR', 4))
+    files['one deflated record listed 20000 times'] = _listed_again()
+    files['encrypted record'] = _encrypted()
+    files['terminal escapes in a name'] = zip_checkpoint(pkl(
+        g('os\x1b[2J', 'system\x1b[31m') + EMPTY_TUPLE + b'R'))
     names = []
     for name, data in files.items():
         path = os.path.join(folder, name.replace(' ', '_').replace(
@@ -233,6 +252,50 @@ def build(folder: str, marker: str) -> list:
     with open(marker + '.src', 'wb') as f:
         f.write(zip_checkpoint(pickle.dumps(_Touch(marker), 2)))
     return names
+
+
+def _shared_tuples(levels: int) -> bytes:
+    """(x, x) where x is (y, y) ...: 2**levels leaves through memo
+    references (protocol 4's MEMOIZE)."""
+    body = b')\x94'
+    for k in range(levels):
+        body += b'0h' + bytes([k]) + b'h' + bytes([k]) + b'\x86\x94'
+    return body
+
+
+def _listed_again() -> bytes:
+    """A zip whose central directory lists one deflated 400 MiB record of
+    zeros 20000 times (1.6 MB): inflating each entry takes hours."""
+    import zlib
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = b''.join(z.compress(b'\0' * 2**24) for _ in range(25)) + \
+        z.flush()
+    size, crc, name = 25 * 2**24, 0, b'archive/data.pkl'
+    for _ in range(25):
+        crc = zlib.crc32(b'\0' * 2**24, crc)
+    local = struct.pack('<4s5H3I2H', b'PK\x03\x04', 20, 0, 8, 0, 0, crc,
+                        len(data), size, len(name), 0) + name
+    entry = struct.pack('<4s6H3I5H2I', b'PK\x01\x02', 20, 20, 0, 8, 0, 0,
+                        crc, len(data), size, len(name), 0, 0, 0, 0, 0,
+                        0) + name
+    directory = entry * 20000
+    end = struct.pack('<4s4H2IH', b'PK\x05\x06', 0, 0, 20000, 20000,
+                      len(directory), len(local) + len(data), 0)
+    return local + data + directory + end
+
+
+def _encrypted() -> bytes:
+    """A torch.save zip whose data.pkl has the encrypted flag set."""
+    data = bytearray(zip_checkpoint(pickle.dumps({'a': 1}, 2)))
+    at = 0
+    while True:  # every local header and directory entry of the record
+        at = data.find(b'archive/data.pkl', at + 1)
+        if at < 0:
+            return bytes(data)
+        if data[at - 30:at - 26] == b'PK\x03\x04':
+            data[at - 24] |= 1
+        elif data[at - 46:at - 42] == b'PK\x01\x02':
+            data[at - 38] |= 1
 
 
 def _hash_bomb() -> bytes:

@@ -103,3 +103,23 @@ def test_every_mmengine_lookup_is_replaced():
              and hasattr(module, 'find_latest_checkpoint')}
     assert 'mmengine.runner.runner' in found
     assert all(f is find_latest_checkpoint for f in found.values()), found
+
+
+@pytest.mark.parametrize('kind', ['fifo', 'dev zero', 'marker fifo'])
+def test_the_search_reads_regular_files_only(work, kind):
+    """A FIFO, or a link to /dev/zero, named iter_9.pth in the work dir (or
+    as last_checkpoint) would block the search or feed it without end."""
+    import subprocess
+    if kind == 'fifo':
+        os.mkfifo(work / 'iter_9.pth')
+        (work / 'last_checkpoint').write_text(str(work / 'iter_9.pth'))
+    elif kind == 'dev zero':
+        os.symlink('/dev/zero', work / 'iter_9.pth')
+        (work / 'last_checkpoint').write_text(str(work / 'iter_9.pth'))
+    else:
+        os.mkfifo(work / 'last_checkpoint')
+    found = subprocess.run(
+        [sys.executable, '-c', 'import sys; from mmhatnet.engine import '
+         'find_latest_checkpoint as f; print(f(sys.argv[1]))', str(work)],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert found.stdout.strip().endswith('epoch_2.pth')

@@ -2,6 +2,7 @@
 refused, on every entry point; mmengine's own checkpoints load exactly."""
 import collections
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -9,6 +10,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -39,6 +41,14 @@ def server(tmp_path):
 
         def do_GET(self):
             name = os.path.basename(self.path)
+            if name.startswith('drip'):  # no length, a byte at a time
+                self.send_response(200)
+                self.end_headers()
+                for _ in range(100):
+                    self.wfile.write(b'P')
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                return
             if not name.startswith('cut'):
                 return super().do_GET()
             data = (root / name).read_bytes()
@@ -97,6 +107,14 @@ def test_corpus_of_attacks_is_refused_on_every_entry_point(
             'record_smaller_than_storage.pth': 'its storage declares',
             'stride_0_into_set.pth': 'over a storage of 2 elements',
             'deep_tuple_hash.pth': 'as a dict key or set item',
+            'colliding_ints_in_a_set.pth': 'as a dict key or set item',
+            'big_tuple_reused_as_set_items.pth': 'as a dict key or set item',
+            'an_object_per_byte.pth': 'bytes of Python objects per byte',
+            'shared_tuples_in_a_message.pth': 'only _reconstruct',
+            'shared_tuples_in_a_dtype_check.pth': 'refused numpy.dtype',
+            'one_deflated_record_listed_20000_times.pth': 'is compressed',
+            'encrypted_record.pth': 'is encrypted',
+            'terminal_escapes_in_a_name.pth': 'refused GLOBAL os\\x1b',
     }.items():
         assert words in by_file[(name, 'mmengine')], by_file[(name,
                                                               'mmengine')]
@@ -249,3 +267,95 @@ def test_cut_off_download_leaves_nothing_cached(server, hub):
         _load_checkpoint(f'{url}/cut.pth')
     assert not hub.exists() or [p for p in hub.rglob('*') if p.is_file()] \
         == []
+
+
+def test_a_download_has_a_deadline_and_a_size_cap(server, hub, monkeypatch):
+    root, url = server
+    monkeypatch.setenv('MMHATNET_DOWNLOAD_TIMEOUT', '1')
+    start = time.monotonic()
+    with pytest.raises(CheckpointError, match='MMHATNET_DOWNLOAD_TIMEOUT'):
+        load_untrusted(f'{url}/drip.pth')
+    assert time.monotonic() - start < 10
+    monkeypatch.delenv('MMHATNET_DOWNLOAD_TIMEOUT')
+    torch.save({'w': torch.zeros(2**18)}, root / 'big.pth')  # 1 MiB
+    monkeypatch.setenv('MMHATNET_MAX_DOWNLOAD_MB', '0.5')
+    with pytest.raises(CheckpointError, match='MMHATNET_MAX_DOWNLOAD_MB'):
+        load_untrusted(f'{url}/big.pth')
+    assert not [p for p in hub.rglob('*') if p.is_file()]
+    monkeypatch.setenv('MMHATNET_MAX_DOWNLOAD_MB', '2')
+    assert load_untrusted(f'{url}/big.pth')['w'].numel() == 2**18
+
+
+def test_sha256_in_the_name_or_after_the_url_is_checked(server, hub):
+    root, url = server
+    torch.save({'w': torch.ones(3)}, root / 'w.pth')
+    digest = hashlib.sha256((root / 'w.pth').read_bytes()).hexdigest()
+    for name in (f'w-{digest[:8]}.pth', 'w-0123abcd.pth'):
+        (root / name).write_bytes((root / 'w.pth').read_bytes())
+    assert load_untrusted(f'{url}/w-{digest[:8]}.pth')['w'].sum() == 3
+    assert load_untrusted(f'{url}/w.pth#sha256={digest}')['w'].sum() == 3
+    with pytest.raises(CheckpointError, match='not the 0123abcd'):
+        load_untrusted(f'{url}/w-0123abcd.pth')
+    with pytest.raises(CheckpointError, match=f'not the {"0" * 64}'):
+        load_untrusted(f'{url}/w-0123abcd.pth#sha256={"0" * 64}')
+    with pytest.raises(CheckpointError, match='sha256=<64 hex digits>'):
+        load_untrusted(f'{url}/w.pth#md5=00')
+    # nothing of the refused downloads stayed
+    assert not os.path.exists(cache_path(f'{url}/w-0123abcd.pth'))
+
+
+def test_the_cache_is_keyed_by_the_whole_url(server, hub):
+    """One load of http://anyone/.../resnet50-0676ba61.pth must not make
+    torchvision://resnet50 return its weights."""
+    root, url = server
+    (root / 'x').mkdir()
+    torch.save({'w': torch.ones(1)}, root / 'x' / 'resnet50-0676ba61.pth')
+    with pytest.raises(CheckpointError, match='SHA-256'):
+        load_untrusted(f'{url}/x/resnet50-0676ba61.pth')
+    torch.save({'w': torch.ones(1)}, root / 'x' / 'resnet50.pth')
+    load_untrusted(f'{url}/x/resnet50.pth')
+    from mmhatnet.engine.safe_load import _model_url
+    official = _model_url('torchvision://resnet50')
+    assert official.startswith('https://download.pytorch.org/')
+    assert cache_path(official) != cache_path(f'{url}/x/resnet50.pth')
+    assert not os.path.exists(cache_path(official))
+    assert cache_path('http://h/a/../b.pth') != cache_path('http://h/b.pth')
+    assert cache_path('http://h/b.pth?x=1') != cache_path('http://h/b.pth')
+
+
+def test_schemes_are_read_exactly(server, hub):
+    root, url = server
+    torch.save({'w': torch.ones(1)}, root / 'w.pth')
+    with pytest.raises(CheckpointError, match='file:http:// scheme'):
+        load_untrusted(f'file:{url}/w.pth')
+    assert not [p for p in hub.rglob('*') if p.is_file()]
+
+
+@pytest.mark.parametrize('location', ['cuda:0', 'meta', 'xla:0'])
+def test_a_files_own_device_is_checked(tmp_path, location):
+    from after_load import _patch
+    from attacks import s
+    path = str(tmp_path / 'w.pth')
+    torch.save({'w': torch.ones(2)}, path)
+    _patch(path, 'cpu', s(location))
+    if location == 'cuda:0' and torch.cuda.is_available():
+        assert _load_checkpoint(path)['w'].is_cuda
+        return
+    with pytest.raises(CheckpointError, match=path):  # map_location None
+        _load_checkpoint(path)
+    assert load_untrusted(path, 'cpu')['w'].sum() == 2
+
+
+def test_state_dict_metadata_keeps_versions_only(tmp_path):
+    state = collections.OrderedDict(w=torch.ones(1))
+    state._metadata = {'': {'version': 1, 'assign_to_params_buffers': True},
+                       'a': {'version': 'x'}}
+    torch.save({'state_dict': state}, tmp_path / 'w.pth')
+    loaded = load_untrusted(str(tmp_path / 'w.pth'))['state_dict']
+    assert loaded._metadata == {'': {'version': 1}, 'a': {}}
+
+
+def test_refusals_are_one_bounded_line(tmp_path):
+    with pytest.raises(CheckpointError) as e:
+        load_untrusted(str(tmp_path / ('x\n\x1b[31m' + 'y' * 5000)))
+    assert str(e.value).isprintable() and len(str(e.value)) <= 2000
