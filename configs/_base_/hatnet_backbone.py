@@ -5,8 +5,9 @@
 #
 # The weights are the authors' release files as they are: mmhatnet
 # converts their layout in memory (mmhatnet.models.pretrained). A URL is
-# downloaded once into torch hub's cache (~/.cache/torch/hub/checkpoints,
-# or $TORCH_HOME/hub/checkpoints), by rank 0 while the other ranks wait.
+# downloaded once into torch hub's cache, keyed by the URL
+# (~/.cache/torch/hub/checkpoints/by_url/https/github.com/..., or under
+# $TORCH_HOME), by rank 0 while the other ranks wait.
 # Offline, set hatnet_release to a local folder, '/path/to/weights/',
 # holding these file names (the release files as they are, or
 # tools/convert_official.py's output), or one run's file with

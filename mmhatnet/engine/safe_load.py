@@ -41,12 +41,22 @@ checkpoints' are well under 1 MB; raise it for a huge legitimate one), and
 zip records that together read more bytes than the file has. Memory is
 thus bounded by the file's size.
 
+What the file carries beyond tensors stays data after the load
+(:func:`checked_contents`): config texts are read as literal values
+(:mod:`.config_text`), never executed; seeds, ``epoch`` and ``iter`` are
+ints; the message hub is bounded and typed; ``_metadata`` holds versions
+only. Optimizer and scheduler state is checked against the run that loads
+it (:mod:`.resume_state`). Work and memory are linear in the file's size
+(:mod:`.unpickler`), and messages are one bounded line.
+
 Once ``mmhatnet`` is imported, :func:`use_safe_loading_in_mmengine` makes
 every scheme mmengine's ``CheckpointLoader`` knows read through here:
-local files, ``http(s)://`` (downloaded to torch hub's cache through a
-temporary file, kept only when whole; rank 0 first), ``torchvision://``,
-``open-mmlab://``, ``openmmlab://``, ``mmcls://``, ``s3://``/``petrel://``;
-``pavi://`` and schemes other code registered before are refused.
+local files, ``http(s)://`` (downloaded to torch hub's cache, keyed by the
+whole URL, through a temporary file kept only when whole, within a
+deadline and a size cap, its SHA-256 checked where the URL names one;
+rank 0 first), ``torchvision://``, ``open-mmlab://``, ``openmmlab://``,
+``mmcls://``, ``s3://``/``petrel://``; ``pavi://``, other spellings and
+schemes other code registered before are refused.
 """
 from __future__ import annotations
 
