@@ -20,9 +20,9 @@ from mmhatnet.models.ckpt_convert import RELEASE_ARCHS, convert_official
 
 
 def convert_file(src: str, dst: str, arch: str | None = None) -> str:
-    """Convert the release file ``src`` (read through the allow-list
-    unpickler) to the OpenMMLab checkpoint ``dst`` (written atomically);
-    returns the arch."""
+    """Convert the release file ``src`` (read as plain data, weights only,
+    by ``load_untrusted``) to the OpenMMLab checkpoint ``dst`` (written
+    atomically); returns the arch."""
     state_dict = state_dict_of(load_untrusted(src, weights_only=True),
                                src)
     arch, converted = convert_official(state_dict, HATNet, arch)
@@ -35,7 +35,7 @@ def convert_file(src: str, dst: str, arch: str | None = None) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='released checkpoint (untrusted: read '
-                        'through the allow-list unpickler)')
+                        'as plain data, weights only, never run)')
     parser.add_argument('dst', help='output OpenMMLab checkpoint')
     parser.add_argument('--arch', choices=RELEASE_ARCHS,
                         help='variant; detected from the shapes if omitted')

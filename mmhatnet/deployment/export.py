@@ -159,8 +159,7 @@ def exportable(model: nn.Module) -> Iterator[nn.Module]:
 
 def load_checkpoint(model: nn.Module, path: str) -> None:
     """Load a checkpoint of the whole model (as tools/train.py writes
-    them) through the allow-list unpickler (``load_untrusted``); every key
-    must match."""
+    them) as plain data (``load_untrusted``); every key must match."""
     state = state_dict_of(load_untrusted(path), path)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

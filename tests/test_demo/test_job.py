@@ -230,6 +230,17 @@ def test_upstream_inferencers_on_demo_checkpoints(demo, imagenet_demo,
     drawn = cv2.imread(str(tmp_path / 'seg/vis/000000000001.jpg'))
     assert drawn.shape == (height, width, 3)
 
+    # from the weights alone: the config the checkpoint carries, read as
+    # literal values (mmhatnet.engine.config_text), never executed
+    det = DetInferencer(weights=_checkpoint(work_dir, 'mask_rcnn'),
+                        device='cpu')
+    assert det.model.backbone.__class__.__name__ == 'HATNet'
+    assert 'masks' in det(image)['predictions'][0]
+    seg = MMSegInferencer(None, weights=_checkpoint(work_dir,
+                                                    'semantic_fpn'),
+                          device='cpu')
+    assert seg(image)['predictions'].shape == (height, width)
+
     work_dir, _ = imagenet_demo
     # mmpretrain's inferencer builds its pipeline in the current scope,
     # which the others left at mmseg
