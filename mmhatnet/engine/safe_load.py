@@ -486,9 +486,9 @@ def _device(location: str, map_location: Any, name: str) -> torch.device:
         except (RuntimeError, ValueError) as e:
             raise CheckpointError(f'{name}: map_location {map_location!r} '
                                   f'is not a device ({e})') from None
-    raise CheckpointError(f'map_location {brief(map_location)}: give a '
-                          f'device (str or torch.device), a dict of them, '
-                          f'or None')
+    raise CheckpointError(f'{name}: map_location {brief(map_location)}: '
+                          f'give a device (str or torch.device), a dict of '
+                          f'them, or None')
 
 
 def zip_records(archive: zipfile.ZipFile, name: str,

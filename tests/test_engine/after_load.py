@@ -68,7 +68,8 @@ def toy_config(work_dir: str, **extra) -> dict:
             type='CheckpointHook', interval=2, by_epoch=False)),
         custom_hooks=[dict(type='StepSeedHook')],
         custom_imports=dict(imports=['mmhatnet'], allow_failed_imports=False),
-        randomness=dict(seed=0), log_level='WARNING', **extra)
+        randomness=dict(seed=0), env_cfg=dict(cudnn_benchmark=False),
+        log_level='WARNING', **extra)
 
 
 def train(config: dict):

@@ -1,4 +1,5 @@
-"""Load every file of a corpus in a forked child under memory and CPU caps.
+"""Load every file of a corpus in a forked child under memory, CPU and
+wall-clock caps.
 
     python attack_harness.py CORPUS_DIR MARKER OUT_JSON [URL_BASE]
 
@@ -9,7 +10,8 @@ and mmengine's ``_load_checkpoint`` (``load_from``, resume,
 ``Pretrained``); with
 URL_BASE, also by URL. The child reports 'refused' (CheckpointError or
 FileNotFoundError), 'loaded' (only plain data came back) or what went
-wrong; the parent records a signal (a crash, the CPU cap) as such. After
+wrong; the parent records a signal (a crash, the CPU cap, its 60 s
+wall clock) as such. After
 each attempt the child also checks that the classes and functions an
 attack could change are as they were.
 """
@@ -17,7 +19,9 @@ import collections
 import json
 import os
 import resource
+import signal
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -110,9 +114,18 @@ def main() -> None:
                 f.write(attempt(load, source))
             os._exit(0)
         os.close(write)
+        start = time.monotonic()
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() - start > 60:  # blocked, not computing
+                os.kill(pid, signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
+                break
+            time.sleep(0.02)
         with os.fdopen(read) as f:
             outcome = f.read()
-        _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):
             outcome = f'error: killed by signal {os.WTERMSIG(status)}'
         elif not outcome:
