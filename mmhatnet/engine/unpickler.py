@@ -79,14 +79,17 @@ def brief(x: Any) -> str:
     return clean(_brief.repr(x), 200)
 
 
-def clean(text: str, limit: int = 2000) -> str:
+def clean(text: str, limit: int = 4000) -> str:
     """``text`` with control characters (newlines, ANSI escapes) escaped
-    and cut to ``limit`` characters: what a file says reaches a terminal
-    and a log as one inert line."""
+    and cut in the middle to ``limit`` characters (the start names the
+    file, the end the fix): what a file says reaches a terminal and a log
+    as one inert line."""
     text = ''.join(c if c.isprintable() else
-                   c.encode('unicode_escape').decode('ascii')
-                   for c in text[:limit + 1])
-    return text if len(text) <= limit else text[:limit - 3] + '...'
+                   c.encode('unicode_escape').decode('ascii') for c in text)
+    if len(text) > limit:
+        half = (limit - 5) // 2
+        text = f'{text[:half]} ... {text[-half:]}'
+    return text
 
 
 class UnsafePickle(Exception):
