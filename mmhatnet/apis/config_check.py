@@ -7,14 +7,15 @@ import os.path as osp
 import torch
 
 from ..engine import load_untrusted
+from ..engine.safe_load import check_reachable
 from ..models import HATNet
 from ..models.pretrained import missing_pretrained_message
 
 
 def check_config(cfg) -> None:
-    """Raise ValueError for mistakes a run would hit late: a missing or
-    unsafe pretrained file, a neck or head whose ``in_channels`` do not fit
-    the backbone."""
+    """Raise ValueError for mistakes a run would hit late: a missing,
+    unsafe or unreachable pretrained file, a neck or head whose
+    ``in_channels`` do not fit the backbone."""
     model = cfg.get('model', {})
     backbone = model.get('backbone') or {}
     if backbone.get('type') != 'HATNet':
@@ -26,6 +27,8 @@ def check_config(cfg) -> None:
             raise ValueError(missing_pretrained_message(
                 ckpt, 'model.backbone.init_cfg.checkpoint'))
         load_untrusted(ckpt, 'meta')  # refuse a pickle that would run code
+    elif ckpt and ckpt.startswith(('http://', 'https://')):
+        check_reachable(ckpt, 'model.backbone.init_cfg.checkpoint')
     kwargs = {k: v for k, v in backbone.items()
               if k not in ('type', 'init_cfg', '_scope_')}
     with torch.device('meta'):

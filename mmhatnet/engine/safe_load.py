@@ -843,6 +843,25 @@ def expected_sha256(url: str) -> str:
     return named.group(1) if named else ''
 
 
+def check_reachable(url: str, where: str, timeout: float = 10) -> None:
+    """Raise :class:`CheckpointError` unless ``url`` is in the cache or its
+    server answers within ``timeout`` seconds: a run that needs a file it
+    cannot get stops before it builds data sets and starts ranks, with the
+    way to run offline."""
+    cached = cache_path(url)
+    if os.path.isfile(cached):
+        return
+    try:
+        urllib.request.urlopen(url.split('#', 1)[0], timeout=timeout).close()
+    except (OSError, ValueError) as e:  # URLError, HTTPError, timeouts
+        raise CheckpointError(
+            f'{where} {url} is not in the cache ({cached}) and cannot be '
+            f'downloaded ({type(e).__name__}: {e}). Without internet '
+            f'access, copy the file to that path, or give a local path '
+            f'(docs/user_guides/weights.md, "Without internet access")') \
+            from None
+
+
 def _check_sha256(url: str, digest: str, where: str) -> None:
     want = expected_sha256(url)
     if want and not digest.startswith(want):
