@@ -15,7 +15,14 @@ as a user would read them, and each of these must hold:
 * every repository path named in code (``configs/...``, ``tools/...``,
   ``mmhatnet/...``, ...) exists; ``{a,b}`` is expanded and ``*`` must
   match something; ``<placeholders>`` are skipped;
-* every relative link and image resolves, down to the heading it names.
+* every relative link and image resolves, down to the heading it names;
+* each figure (a time, size or share with its unit, a package's version
+  range or bound, a value of the paper's metrics; see ``figures``) is
+  stated in one page only, the changelog aside, and the others link there;
+* every README section and ``page.md#heading`` that the pins files, the
+  tools, the package or a page name (``README, "Weights"``,
+  ``docs/get_started.md#supported-stacks``) exists;
+* no page but the changelog speaks of the project's own history.
 
 The parsers are the tools' own: each tool is run as ``__main__`` with
 ``ArgumentParser.parse_args`` replaced by a function that hands back the
@@ -56,11 +63,16 @@ MIM_COMMANDS = {'download', 'gridsearch', 'install', 'list', 'run',
 MIM_PACKAGES = {'mmdet', 'mmseg', 'mmsegmentation', 'mmpretrain'}
 SHELL_LANGS = {'', 'bash', 'sh', 'shell', 'console'}
 SEPARATORS = {'|', '||', '&&', ';', '&', '>', '>>', '2>&1'}
-#: The project's own history has no place in user documentation.
+#: The project's own history has no place in user documentation: who
+#: changed what, what the code did before, and what has not happened "yet"
+#: (a clause ending in "yet": "no GPU report exists yet."; the reader's
+#: "has no mmcv yet, ..." ends none).
 HISTORY = re.compile(
     r'\b(this session|earlier sessions?|at commit|commit [0-9a-f]{7,}|'
     r'issue #\d+|since it moved|no longer|used to be|was renamed|'
-    r'before the fix|we (added|fixed|changed|rewrote))\b', re.I)
+    r'before the fix|we (added|fixed|changed|rewrote)|previously|'
+    r'originally|formerly|until now|so far|not yet|yet(?=[\s*_]*[.;(])|'
+    r'(was|were) [\d.,-]+ ?% off)\b', re.I)
 
 
 class Item(NamedTuple):
@@ -470,6 +482,150 @@ def check_page(text: str, page: Path) -> list[str]:
             check_links(text, page))
 
 
+# --- one copy of each figure -------------------------------------------------
+
+#: A figure's units, each with the spelling two copies are compared in.
+UNITS = {'minutes': 'min', 'minute': 'min', 'mins': 'min', 'min': 'min',
+         'seconds': 's', 'sec': 's', 's': 's', 'ms': 'ms',
+         'GB': 'GB', 'MB': 'MB', 'GiB': 'GiB', 'MiB': 'MiB', 'KiB': 'KiB',
+         '%': '%'}
+#: Packages whose version ranges and bounds are figures.
+PACKAGES = {'Python': 'Python', 'torch': 'torch', 'torchvision':
+            'torchvision', 'numpy': 'numpy', 'mmengine': 'mmengine',
+            'mmcv': 'mmcv', 'mmdet': 'mmdet', 'mmsegmentation': 'mmseg',
+            'mmseg': 'mmseg', 'mmpretrain': 'mmpretrain'}
+#: The paper's metrics, whose values are figures.
+METRICS = ('top-1', 'mIoU', 'box AP', 'mask AP')
+#: Figures that may stand in two pages, each with the reason it is
+#: restated rather than linked to. Empty: the tables that restate the
+#: paper's parameter counts (the README's arch table for picking a neck,
+#: the weights guide's for picking a file, the model zoo's against the
+#: measured ones) give them without a unit, so they are not figures here.
+RESTATED: dict = {}
+#: Pages that are a record, not a reference: they may restate.
+RECORDS = {'docs/changelog.md'}
+
+_NUMBER = r'\d+(?:\.\d+)?'
+_UNIT = '|'.join(sorted(map(re.escape, UNITS), key=len, reverse=True))
+#: ``s`` only after a space (``1990s`` is no time); ``3 min 13 s`` is one.
+_QUANTITY = re.compile(
+    r'(?<![\w.^/-])(' + _NUMBER + r')(?:\s*(?:to|-)\s*(' + _NUMBER +
+    r'))?(?:\s?(?!s\b)|\s)(' + _UNIT +
+    r')(?![\w])(?:(?<=min)\s+(\d+)\s?s(?![\w]))?')
+_VERSION = r'\d+(?:\.\d+)+'
+_VERSIONS = re.compile(
+    r'\b(' + '|'.join(PACKAGES) + r')[ (]*(?:(' + _VERSION + r')\s+to\s+(' +
+    _VERSION + r')\b|(>=|<=|<|>)\s*(' + _VERSION + r')\b)')
+_METRIC = re.compile(r'\b(' + '|'.join(map(re.escape, METRICS)) +
+                     r')\s+(\d+\.\d+(?:\s*/\s*\d+\.\d+)*)')
+
+
+def unquoted(text: str) -> str:
+    """The page with fenced blocks and inline code blanked (their line
+    breaks kept), and link targets dropped: the text a reader reads."""
+    def blank(m: re.Match) -> str:
+        return '\n' * m.group(0).count('\n')
+    text = re.sub(r'^ *(`{3,}|~{3,}).*?^ *\1 *$', blank, text,
+                  flags=re.M | re.S)
+    text = re.sub(r'(`+)(.+?)\1', blank, text, flags=re.S)
+    return re.sub(r'\]\([^)]*\)', ']', text)
+
+
+def figures(text: str) -> dict:
+    """The figures a page states, each with the line it is first on.
+
+    A figure is, outside code: a number or a range of two with a unit of
+    time, size or share (``15 min``, ``10 to 15 minutes``, ``3 min 13 s``,
+    ``5.5 GB``, ``64 MiB``, ``7-8%``); a package's version range or bound
+    (``mmcv 2.0.1 to 2.1``, ``numpy (1.24 to 2.3)``, ``torch >= 2.0.1``);
+    or a value of one of the paper's metrics (``top-1 79.8``, each value
+    of ``mIoU 43.6 / 46.6``). Units and package names are compared in one
+    spelling (``minutes`` is ``min``, ``mmsegmentation`` is ``mmseg``).
+    """
+    text = unquoted(text)
+    found: dict = {}
+
+    def add(key: str, at: int) -> None:
+        found.setdefault(key, text.count('\n', 0, at) + 1)
+
+    for m in _QUANTITY.finditer(text):
+        low, high, unit, seconds = m.groups()
+        key = f'{low} to {high} {UNITS[unit]}' if high else \
+            f'{low} {UNITS[unit]}'
+        add(f'{key} {seconds} s' if seconds else key, m.start())
+    for m in _VERSIONS.finditer(text):
+        package, low, high, op, bound = m.groups()
+        add(f'{PACKAGES[package]} {low} to {high}' if low else
+            f'{PACKAGES[package]} {op} {bound}', m.start())
+    for m in _METRIC.finditer(text):
+        for value in re.findall(r'\d+\.\d+', m.group(2)):
+            add(f'{m.group(1)} {value}', m.start())
+    return found
+
+
+def check_figures(pages: dict) -> list:
+    """Each figure stated in one page only: ``pages`` maps a page's name
+    to its text; the problems name each figure and every page it is in."""
+    where: dict = {}
+    for name, text in sorted(pages.items()):
+        if name in RECORDS:
+            continue
+        for key, line in figures(text).items():
+            where.setdefault(key, []).append(f'{name}:{line}')
+    return [f'{key!r} is stated in {" and ".join(at)}: keep it in one '
+            f'page and link there from the others'
+            for key, at in sorted(where.items())
+            if len(at) > 1 and key not in RESTATED]
+
+
+# --- sections named from elsewhere -------------------------------------------
+
+#: Files other than the pages that may point at a README section.
+SOURCES = ('requirements/*.txt', 'tools/**/*.sh', 'tools/**/*.py',
+           'mmhatnet/**/*.py', 'configs/**/*.py', 'setup.py', '.ci/*')
+#: "README, "Environment"", "the README's 'Weights' section", "README
+#: section "Usage"", "README.md, Deployment": the quoted name, or one
+#: capitalised phrase after a comma.
+_SECTION_NAME = re.compile(
+    r'((?:configs/)?README)(?:\.md)?(?:\'s|,| section)\s+(?:section\s+)?'
+    r'(?:["\u201c\']([^"\u201d\'\n]+)["\u201d\']|([A-Z][\w -]*?)'
+    r'(?=\s*[;:),.]|\s+section))')
+#: ``docs/get_started.md#supported-stacks``, in a comment or a link.
+_MD_ANCHOR = re.compile(r'(?<![\w./-])((?:[\w.-]+/)*[\w.-]+\.md)#([\w-]+)')
+
+
+def check_sections(text: str, file: Path) -> list[str]:
+    """Every README section that ``file`` names, by its heading or by a
+    ``page.md#anchor``, exists; a path is taken from ``file``'s folder or,
+    failing that, from the repository's root."""
+    problems = []
+    for m in _SECTION_NAME.finditer(text):
+        readme, name = m.group(1) + '.md', m.group(2) or m.group(3)
+        headings = {item.text.lower() for item in
+                    scan((ROOT / readme).read_text())
+                    if item.kind == 'heading'}
+        if name.strip().lower() not in headings:
+            line = text.count('\n', 0, m.start()) + 1
+            problems.append(f'line {line}: {readme} has no section '
+                            f'{name!r}')
+    for m in _MD_ANCHOR.finditer(text):
+        path, anchor = m.groups()
+        line = text.count('\n', 0, m.start()) + 1
+        target = next((c for c in (file.parent / path, ROOT / path)
+                       if c.is_file()), None)
+        if target is None:
+            problems.append(f'line {line}: {path} does not exist')
+        elif anchor not in anchors(target.read_text()):
+            problems.append(f'line {line}: {path} has no heading '
+                            f'#{anchor}')
+    return problems
+
+
+def sources() -> list[Path]:
+    return sorted({path for pattern in SOURCES
+                   for path in ROOT.glob(pattern) if path.is_file()})
+
+
 # --- the documentation as it is ---------------------------------------------
 
 def _name(page: Path) -> str:
@@ -503,14 +659,31 @@ def test_links_resolve(page):
     assert not problems, f'{_name(page)}:\n' + '\n'.join(problems)
 
 
+def check_history(text: str) -> list[str]:
+    """Where the page speaks of the project's history (a phrase may run
+    over a line break)."""
+    flat = text.replace('\n', ' ')
+    return [f'line {text.count(chr(10), 0, m.start()) + 1}: {m.group(0)!r}'
+            for m in HISTORY.finditer(flat)]
+
+
 @pytest.mark.parametrize(
     'page', [p for p in PAGES if p.name != 'changelog.md'], ids=_name)
 def test_no_project_history(page):
-    found = [(n, line) for n, line in
-             enumerate(page.read_text().split('\n'), 1)
-             if HISTORY.search(line)]
+    found = check_history(page.read_text())
     assert not found, f'{_name(page)} speaks of the project\'s history: ' \
         f'{found}'
+
+
+def test_each_figure_is_stated_once():
+    problems = check_figures({_name(p): p.read_text() for p in PAGES})
+    assert not problems, '\n'.join(problems)
+
+
+@pytest.mark.parametrize('file', [*sources(), *PAGES], ids=_name)
+def test_named_readme_sections_exist(file):
+    problems = check_sections(file.read_text(), file)
+    assert not problems, f'{_name(file)}:\n' + '\n'.join(problems)
 
 
 def test_mim_commands_are_mims():
@@ -613,3 +786,83 @@ def test_a_broken_link_fails(markdown, message):
 
 def test_links_in_code_are_not_links():
     assert _problems('`[x](nope.md)`\n\n```md\n[x](nope.md)\n```\n') == []
+
+
+@pytest.mark.parametrize('figure, copy', [
+    ('A cold set-up takes about 15 min.', 'set-up: 15\nminutes'),
+    ('The compile takes 10 to 15 minutes.', '(10 to 15 min on 2 cores)'),
+    ('The self-check takes 3 min 13 s.', '| check | 3 min 13 s |'),
+    ('The venv holds 5.5 GB.', 'about 5.5 GB'),
+    ('At most 64 MiB.', 'plus 64 MiB'),
+    ('It was 7-8% off.', 'a 7 to 8 % gap'),
+    ('mmengine 0.8.5 to 0.10', 'mmengine (0.8.5 to 0.10)'),
+    ('mmsegmentation 1.0 to 1.2', 'mmseg 1.0 to 1.2'),
+    ('with torch >= 2.0.1', 'torch>=2.0.1'),
+    ('top-1 79.8 / 82.6 / 84.0', '| Small | top-1 82.6 |'),
+    ('mIoU 43.6', 'the paper: mIoU 43.6'),
+])
+def test_a_figure_in_two_pages_fails(figure, copy):
+    problems = check_figures({'README.md': f'{figure}\n',
+                              'docs/fake.md': f'# Fake\n\n{copy}\n'})
+    assert len(problems) == 1, problems
+    assert 'README.md:1 and docs/fake.md:3' in problems[0], problems
+
+
+def test_one_copy_of_each_figure_passes():
+    pages = {
+        'README.md': 'Times: [measured](docs/fake.md#times), mmcv '
+                     '[in range](docs/fake.md#stacks), the 1990s.\n',
+        'docs/fake.md': '# Times\n\nA set-up takes 15 min, and 15 min '
+                        'again on the same page; mmcv 2.0.1 to 2.1.\n',
+        # not figures: code, link targets, counts without a unit, bare
+        # versions, decades
+        'docs/other.md': '`15 min`\n\n```\nmmcv 2.0.1 to 2.1\n```\n\n'
+                         '[here](a_15 min.md), 8 GPUs, 2 cores, 12.7 M '
+                         'parameters, 1.4e-4, Python 3.8, mmcv 2.1.0, '
+                         'top-1 of 79.8, the 1990s\n',
+        'docs/changelog.md': 'Set-up: 15 min (a record, not a page).\n'}
+    assert check_figures(pages) == []
+    with mock.patch.dict(RESTATED, {'15 min': 'a made-up reason'}):
+        assert check_figures({'README.md': '15 min\n',
+                              'docs/fake.md': '15 min\n'}) == []
+
+
+@pytest.mark.parametrize('text, message', [
+    ('# torch 2.0 (see README, "Environment")\n',
+     "README.md has no section 'Environment'"),
+    ("the README's 'Deployment' section\n",
+     "README.md has no section 'Deployment'"),
+    ('# deployment (README, Deployment; the [deploy] extra)\n',
+     "README.md has no section 'Deployment'"),
+    ('# see README.md#environment\n', 'README.md has no heading #environment'),
+    ('configs/README.md#nope', 'configs/README.md has no heading #nope'),
+    ('docs/nope.md#stacks', 'docs/nope.md does not exist'),
+])
+def test_a_missing_readme_section_fails(text, message):
+    problems = check_sections(text, ROOT / 'requirements' / 'fake.txt')
+    assert any(message in p for p in problems), problems
+
+
+def test_named_sections_that_exist_pass():
+    text = ('# see README, "Model zoo"; the README\'s "weights" section;\n'
+            '# README.md#citation, docs/get_started.md#supported-stacks and\n'
+            '# configs/README.md#results-and-models;\n'
+            '"""The README\'s main job: the demo."""\n')
+    assert check_sections(text, ROOT / 'tools' / 'fake.py') == []
+
+
+@pytest.mark.parametrize('markdown', [
+    '**No part of this page has run on a GPU yet.**',
+    'There are no GPU figures yet\n([GPU](gpu.md)).',
+    'a graph exported at 256x320\nwas 7-8% off at 193x241',
+    'The check is not yet run on a GPU.',
+    'It previously padded with zeros.',
+    'The flag was renamed.',
+])
+def test_project_history_fails(markdown):
+    assert check_history(markdown), markdown
+
+
+def test_the_readers_yet_is_not_history():
+    assert check_history('Where the environment has no mmcv yet, install '
+                         'it; small yet exact.') == []
