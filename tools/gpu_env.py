@@ -22,7 +22,10 @@ Each step prints shell assignments for ``eval``, or a message that says what
 does not fit and how to fix it, and exits 1. No GPU is never an error: the
 set-up is then for the CPU, and says so. ``TORCH_CUDA_ARCH_LIST`` set without
 a GPU (a login node building for compute nodes) compiles the CUDA ops for
-those architectures.
+those architectures. ``MMHATNET_DEVICE=cpu`` sets up for the CPU where
+there are NVIDIA GPUs (a laptop whose GPU has no CUDA toolkit beside it):
+``nvidia-smi`` is not read, and mmcv's ops are compiled for the CPU alone,
+into a cache of their own.
 
 It is also the one reader of ``nvidia-smi``: ``tools/check.py`` passes its
 :func:`list_gpus` to the self-check.
@@ -60,6 +63,17 @@ SMI_QUERY = ['nvidia-smi', '--query-gpu=name,driver_version,compute_cap',
 
 class GpuEnvError(Exception):
     """What does not fit, and how to fix it."""
+
+
+def cpu_only(env: Mapping[str, str]) -> bool:
+    """Whether ``MMHATNET_DEVICE=cpu`` asks for a CPU set-up whatever the
+    GPUs; unset (or empty) follows ``nvidia-smi``."""
+    device = env.get('MMHATNET_DEVICE', '')
+    if device not in ('', 'cpu'):
+        raise GpuEnvError(f'MMHATNET_DEVICE={device!r} is not a choice. '
+                          f'Fix: MMHATNET_DEVICE=cpu to set up for the CPU '
+                          f'alone, or unset it to follow nvidia-smi')
+    return device == 'cpu'
 
 
 @dataclass(frozen=True)
@@ -195,11 +209,16 @@ def choose_torch(smi: str | None, env: Mapping[str, str], torch: str,
     adds, so that the venv follows the GPUs; '' without a GPU, so that a
     CPU venv keeps the stamp it had).
     """
-    gpus = parse_gpus(smi) if smi else []
     index = env.get('MMHATNET_TORCH_INDEX', '')
     d = Decision()
     d.variables.update(TORCH=torch, TORCHVISION=torchvision,
                        TORCH_INDEX=index)
+    if cpu_only(env):
+        d.variables['MMHATNET_GPU_KEY'] = ''
+        d.notes.append('MMHATNET_DEVICE=cpu: setting up for the CPU, '
+                       'nvidia-smi not read')
+        return d
+    gpus = parse_gpus(smi) if smi else []
     if not gpus:
         d.variables['MMHATNET_GPU_KEY'] = ''
         d.notes.append('no NVIDIA GPU found (no nvidia-smi, or it lists '
@@ -313,9 +332,20 @@ def choose_mmcv(smi: str | None, env: Mapping[str, str],
     installed: then ``NVCC_PIP`` is set); sets ``MMHATNET_MMCV_KEY``, the
     suffix of the compiled-wheel cache beside torch's version: CUDA and
     architectures, or '' for CPU ops (the cache's key before GPUs were
-    handled, so that a cached CPU wheel stays valid)."""
-    gpus = parse_gpus(smi) if smi else []
+    handled, so that a cached CPU wheel stays valid).
+
+    ``MMHATNET_DEVICE=cpu``: CPU ops whatever the GPUs and
+    ``TORCH_CUDA_ARCH_LIST``, built with ``CUDA_VISIBLE_DEVICES`` empty
+    (mmcv's build compiles CUDA ops wherever torch sees a GPU,
+    ``FORCE_CUDA`` or not) and cached under the key ``cpu``, which no CUDA
+    build shares."""
     d = Decision()
+    if cpu_only(env):
+        d.exports.update(FORCE_CUDA='0', CUDA_VISIBLE_DEVICES='')
+        d.variables.update(NVCC_PIP='', MMHATNET_MMCV_KEY='cpu')
+        d.notes.append('MMHATNET_DEVICE=cpu: mmcv ops for the CPU only')
+        return d
+    gpus = parse_gpus(smi) if smi else []
     arch_env = env.get('TORCH_CUDA_ARCH_LIST', '').strip()
     if not gpus and not arch_env:
         d.exports['FORCE_CUDA'] = '0'
@@ -394,10 +424,12 @@ def _run(args: Sequence[str]) -> tuple[int, str]:
     return p.returncode, p.stdout + p.stderr
 
 
-def read_smi() -> str | None:
-    """:data:`SMI_QUERY`'s output; None without nvidia-smi. A failing
-    nvidia-smi is an error: the driver is broken, not absent."""
-    if shutil.which('nvidia-smi') is None:
+def read_smi(env: Mapping[str, str] = os.environ) -> str | None:
+    """:data:`SMI_QUERY`'s output; None without nvidia-smi, or with
+    ``MMHATNET_DEVICE=cpu`` (so that nothing that reads the GPUs here, the
+    self-check included, runs it). A failing nvidia-smi is an error: the
+    driver is broken, not absent."""
+    if cpu_only(env) or shutil.which('nvidia-smi') is None:
         return None
     code, out = _run(SMI_QUERY)
     if code != 0:
@@ -484,10 +516,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     try:
         if args.step == 'torch':
-            d = choose_torch(read_smi(), env, args.torch, args.torchvision)
+            d = choose_torch(read_smi(env), env, args.torch,
+                             args.torchvision)
         else:
             info = torch_info()
-            d = choose_mmcv(read_smi(), env, info, find_nvcc(env))
+            d = choose_mmcv(read_smi(env), env, info, find_nvcc(env))
             if d.variables['NVCC_PIP']:
                 _install_nvcc(d, info.cuda)
     except GpuEnvError as e:

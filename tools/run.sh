@@ -10,6 +10,19 @@
 #                            device (tools/check.py; docs/user_guides/gpu.md)
 # MMHATNET_STACKS="newest" (or "common", "py38", ...) tests those only;
 # MMHATNET_MARKS="not e2e" narrows every stack's marker expression.
+# Pre-flight: tools/setup_env.sh checks what each set-up needs before its
+# first download (tools/preflight.sh); `test` checks every stack's first.
+# Linux and bash >= 4.4 are checked here first, in sh and bash 3 syntax,
+# before any bash 4 syntax runs (macOS's bash is 3.2), as tools/preflight.sh
+# checks them for tools/setup_env.sh.
+case "$(uname -s) ${BASH_VERSION:-}" in
+    'Linux 4.'[4-9]*|'Linux '[5-9].*|'Linux '[1-9][0-9]*) ;;
+    *) echo "[setup] Linux and bash >= 4.4 are required, this is" \
+            "$(uname -s) with ${BASH_VERSION:+bash }${BASH_VERSION:-sh}." \
+            "Fix: run it with bash 4.4 or newer on Linux (a Linux machine," \
+            "container or WSL 2): bash tools/run.sh" >&2
+       exit 1 ;;
+esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # What each stack runs: a pytest marker expression (markers: pytest.ini).
@@ -39,6 +52,7 @@ run_tests() {
             echo "[test] unknown stack '$stack': use newest, common, py38" >&2
             exit 2; }
     done
+    MMHATNET_PREFLIGHT=1 bash tools/setup_env.sh "${stacks[@]}" > /dev/null
     local logs low='nice -n 19'
     logs=$(mktemp -d)
     ! command -v ionice > /dev/null || low="$low ionice -c 2 -n 7"

@@ -16,9 +16,34 @@
 #                             MMHATNET_TORCH=existing)
 #   MMHATNET_WHEELHOUSE=DIR   install from DIR alone, with no network: a
 #                             folder made by tools/make_wheelhouse.sh
+#   MMHATNET_DEVICE=cpu       set up for the CPU on a machine with NVIDIA
+#                             GPUs: nvidia-smi is not read, mmcv's ops are
+#                             compiled for the CPU only (no nvcc)
+# Pre-flight (tools/preflight.sh; docs/get_started.md, "Prerequisites"):
+# every prerequisite is checked before the first download, and a missing
+# one stops the set-up with one line that names it and the fix.
+#   MMHATNET_PREFLIGHT=1      check only and set up nothing; with several
+#                             stacks, check each, and the disk for all
+#                             (tools/run.sh test, before its first set-up)
+#   MMHATNET_DISK_GB=N        the free disk a new venv needs (0: no check)
 # What was set up is written to <environment>/.mmhatnet-setup.
+cd "$(dirname "$0")/.." || exit 1
+. tools/preflight.sh
+preflight_system "${BASH_VERSION:-}"  # before any bash 4 syntax runs
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# --- pre-flight of several stacks: each one's checks, then their disk ------
+# each prints the GB its new venv needs (0: the venv is there)
+if [ -n "${MMHATNET_PREFLIGHT:-}" ] && [ $# -gt 1 ]; then
+    gb=0
+    for stack; do
+        n=$(bash tools/setup_env.sh "$stack") || exit
+        gb=$((gb + n))
+    done
+    preflight_disk "$gb" "$PWD" "the venvs of the $* stacks"
+    exit 0
+fi
+# in a pre-flight, stdout is the GB needed alone (fd 3)
+[ -z "${MMHATNET_PREFLIGHT:-}" ] || exec 3>&1 1>/dev/null
 
 # --- stack selection ------------------------------------------------------------
 # newest: requirements/stack.txt in .venv, the default.
@@ -27,28 +52,21 @@ cd "$(dirname "$0")/.."
 # most OpenMMLab projects have.
 # py38: requirements/py38.txt in .venv-py38, on Python 3.8: the bottom of
 # the supported range (mmcv 2.0.1, mmdet 3.0). See docs/get_started.md.
+# PYNEED: the Python the pins install on (the newest: torch 2.14.1's
+# Requires-Python); GB: the free disk its new venv needs (the venv and the
+# build's files).
 STACK=${1:-${MMHATNET_STACK:-newest}}
 CHECK='import mmcv.ops, mmdet, mmseg, mmpretrain.evaluation, mmhatnet'
 case "$STACK" in
-    newest) PINS=requirements/stack.txt; VENV=.venv; PYVER= ;;
-    common) PINS=requirements/common.txt; VENV=.venv-common; PYVER=3.9 ;;
-    py38) PINS=requirements/py38.txt; VENV=.venv-py38; PYVER=3.8 ;;
+    newest) PINS=requirements/stack.txt VENV=.venv GB=7
+            PYVER= PYNEED='>=3.10' ;;
+    common) PINS=requirements/common.txt VENV=.venv-common GB=5
+            PYVER=3.9 PYNEED='==3.9' ;;
+    py38) PINS=requirements/py38.txt VENV=.venv-py38 GB=5
+          PYVER=3.8 PYNEED='==3.8' ;;
     *) echo "[setup] unknown stack '$STACK'; use newest, common or py38" >&2
        exit 2 ;;
 esac
-# --- existing torch: keep $PYTHON's torch, choose the pins by it -----------
-# tools/existing_torch.py checks Python, torch, torchvision and numpy
-# against setup.py's ranges and sets TORCH, TORCHVISION, NUMPY (kept, ''
-# if absent), PINS and MMHATNET_GPU_KEY; or stops with what is out of range.
-[ "${MMHATNET_VENV:-}" != current ] || MMHATNET_TORCH=existing
-EXISTING=
-if [ "${MMHATNET_TORCH:-}" = existing ]; then
-    EXISTING=1
-    PYTHON=${PYTHON:-python3}
-    existing=$("$PYTHON" tools/existing_torch.py) || exit 1
-    eval "$existing"
-fi
-VENV=${MMHATNET_VENV:-$VENV}
 # ---------------------------------------------------------------------------
 find_python() {  # python$1 from PATH or, unactivated, from pyenv
     local c
@@ -60,10 +78,25 @@ find_python() {  # python$1 from PATH or, unactivated, from pyenv
          "PYTHON=/path/to/python$1, or test the newest stack only with" \
          "MMHATNET_STACKS=newest bash tools/run.sh test" >&2; exit 1
 }
-if [ -z "${PYTHON:-}" ]; then
+[ "${MMHATNET_VENV:-}" != current ] || MMHATNET_TORCH=existing
+EXISTING=
+if [ "${MMHATNET_TORCH:-}" = existing ]; then
+    # the pins follow $PYTHON's torch (below), not $PYTHON the pins
+    EXISTING=1 PYNEED= PYTHON=${PYTHON:-python3}
+elif [ -z "${PYTHON:-}" ]; then
     if [ -n "$PYVER" ]; then PYTHON=$(find_python "$PYVER")
     else PYTHON=python3; fi
 fi
+preflight_python "$PYTHON" "$PYNEED" "${PYVER:-3.11}"
+# --- existing torch: keep $PYTHON's torch, choose the pins by it -----------
+# tools/existing_torch.py checks Python, torch, torchvision and numpy
+# against setup.py's ranges and sets TORCH, TORCHVISION, NUMPY (kept, ''
+# if absent), PINS and MMHATNET_GPU_KEY; or stops with what is out of range.
+if [ -n "$EXISTING" ]; then
+    existing=$("$PYTHON" tools/existing_torch.py) || exit 1
+    eval "$existing"
+fi
+VENV=${MMHATNET_VENV:-$VENV}
 # ---------------------------------------------------------------------------
 
 pin() { sed -n "s/^$1==//p" "$PINS"; }
@@ -140,8 +173,27 @@ want="$want${MMHATNET_GPU_KEY:+-$MMHATNET_GPU_KEY}"  # the GPUs
 want="$want${EXISTING:+-existing-numpy$NUMPY}"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+    [ -z "${MMHATNET_PREFLIGHT:-}" ] || echo 0 >&3
     exit 0
 fi
+
+# --- pre-flight: what this set-up needs, before its first download ---------
+# mmcv is compiled unless a wheel compiled for this mmcv, torch and Python
+# is at hand (the cache, the wheelhouse): a forecast, as the cache's full
+# key is known once torch is installed
+compile=1
+for dir in "${XDG_CACHE_HOME:-$HOME/.cache}/mmhatnet" \
+           ${WH:+"$WH/mmcv-compiled"}; do
+    key=mmcv-$MMCV-torch${TORCH%%+*}[-_]*py${PREFLIGHT_PY/./}*
+    ! compgen -G "$dir/$key/mmcv-*.whl" > /dev/null || compile=0
+done
+venv=0 gb=0  # a venv to make, and the free disk it needs
+if [ -z "$CURRENT" ] && [ ! -x "$PY" ]; then
+    venv=1 gb=${MMHATNET_DISK_GB:-$GB}
+fi
+preflight_build "$PYTHON" "$compile" "$venv"
+preflight_disk "$gb" "$VENV" "$VENV"
+[ -z "${MMHATNET_PREFLIGHT:-}" ] || { echo "$gb" >&3; exit 0; }
 
 # --- existing torch: a venv that sees $PYTHON's packages -------------------
 torch_at() {  # where a Python imports torch from, without importing it
@@ -212,7 +264,7 @@ if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
           "$("$PY" -c 'import torch.utils.cpp_extension as c; print(c.__file__)')" \
           | sort -uV | tail -1)
     sed -i "s/-std=c++17/-std=${cxx:-c++17}/" "$src/mmcv-$MMCV/setup.py"
-    echo "[setup] compiling mmcv $MMCV with ops (5 to 8 min on 2 idle cores; log: $log)"
+    echo "[setup] compiling mmcv $MMCV with ops (minutes; times: docs/contributing.md#measured-times; log: $log)"
     # Python's own CFLAGS (pyenv's: -DNDEBUG -g -fwrapv -O3 -Wall) with -g0:
     # the debug info doubles the compile time of each file (torch's
     # templates) and changes no instruction of the ops. setuptools replaces
@@ -238,6 +290,9 @@ MMCV_WHEEL=("$WHEELS"/mmcv-*.whl)
 echo "[setup] OpenMMLab stack and mmhatnet"
 $PIP install -q "${TORCH_INDEX_ARGS[@]}" "${KEEP_ARGS[@]}" "${MMCV_WHEEL[@]}" \
     -r "$REQS" "${TORCH_REQS[@]}"
+# pip keeps an installed mmcv of the same version as the wheel: one compiled
+# for other GPUs, or CUDA ops after a switch to MMHATNET_DEVICE=cpu
+$PIP install -q --no-deps --force-reinstall "${MMCV_WHEEL[@]}"
 MIM=$(pin openmim)
 [ -z "$MIM" ] || $PIP install -q --no-deps "openmim==$MIM"
 $PIP install -q --no-deps --no-build-isolation -e .

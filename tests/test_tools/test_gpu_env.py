@@ -274,3 +274,39 @@ def test_pip_toolkit_gets_the_link_that_lcudart_needs(tmp_path):
     assert link_dev_libraries(str(tmp_path)) == [str(lib / 'libcudart.so')]
     assert os.readlink(lib / 'libcudart.so') == 'libcudart.so.13'
     assert link_dev_libraries(str(tmp_path)) == []  # a second run: kept
+
+
+# --- MMHATNET_DEVICE=cpu: the CPU set-up wherever the GPUs are ------------
+
+CPU_ONLY = {'MMHATNET_DEVICE': 'cpu'}
+
+
+def test_cpu_switch_ignores_the_gpus_and_keys_the_cache_cpu():
+    d = torch_step(A100_535, dict(CPU_ONLY))
+    assert d.variables == {'TORCH': '2.14.1', 'TORCHVISION': '0.29.1',
+                           'TORCH_INDEX': '', 'MMHATNET_GPU_KEY': ''}
+    cuda = TorchInfo('2.14.1+cu130', '13.0', True, 1, CU130_ARCHS)
+    d = choose_mmcv(H100_580, {**CPU_ONLY, 'TORCH_CUDA_ARCH_LIST': '9.0'},
+                    cuda, None)
+    # no nvcc asked for; mmcv's build must not see the GPU torch sees
+    assert d.exports == {'FORCE_CUDA': '0', 'CUDA_VISIBLE_DEVICES': ''}
+    assert d.variables == {'NVCC_PIP': '', 'MMHATNET_MMCV_KEY': 'cpu'}
+
+
+def test_cpu_switch_names_its_one_value():
+    with pytest.raises(GpuEnvError, match='MMHATNET_DEVICE=cpu to set up'):
+        torch_step(H100_580, {'MMHATNET_DEVICE': 'cuda'})
+
+
+@pytest.mark.parametrize('step', [TORCH_ARGS, ['mmcv']])
+def test_cli_cpu_switch_never_runs_nvidia_smi(tmp_path, monkeypatch, step):
+    """A failing nvidia-smi (a laptop's driver without CUDA) is not run."""
+    bin_dir = _fake_bin(tmp_path, nvidia_smi=(
+        18, 'Failed to initialize NVML: Driver/library version mismatch\n'))
+    monkeypatch.setenv('MMHATNET_DEVICE', 'cpu')
+    p = _cli(sys.executable, step, bin_dir)
+    assert p.returncode == 0, p.stderr
+    assert 'MMHATNET_DEVICE=cpu' in p.stdout
+    if step == ['mmcv']:
+        assert _shell_values(p.stdout, 'FORCE_CUDA', 'MMHATNET_MMCV_KEY',
+                             'CUDA_VISIBLE_DEVICES') == ['0', 'cpu', '']
