@@ -8,7 +8,8 @@ checkpoint backend; ``datasets``: ``CheckAnnotationSize``) and
 makes mmengine read checkpoints through mmhatnet's safe loading
 (``engine.safe_load``), check the optimizer and scheduler state it resumes
 against the run (``engine.resume_state``) and resume without a path from
-the newest complete checkpoint (``engine.resume``). Nothing else happens at import.
+the newest complete checkpoint (``engine.resume``). Nothing else happens
+at import.
 
 Layers, each importing only the ones below it (``tests/test_layering.py``
 checks this, and that there is no import cycle):

@@ -69,9 +69,8 @@ import math
 import os
 import re
 import sys
-import time
-import tarfile
 import tempfile
+import time
 import urllib.parse
 import urllib.request
 import zipfile

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import io
 import os
-import resource
-import signal
 import struct
 import sys
-import time
 import traceback
 import zipfile
 
@@ -80,7 +77,7 @@ def train(config: dict):
     return runner
 
 
-# --- the corpus ---------------------------------------------------------------
+# --- the corpus -------------------------------------------------------------
 def payloads(marker: str, folder: str) -> dict:
     """Config texts that run code when executed, each by another door."""
     touch = f"__import__('os').system('touch {marker}')"
@@ -201,7 +198,7 @@ def build(folder: str, marker: str, benign: str) -> list:
     return names
 
 
-# --- the entry points ---------------------------------------------------------
+# --- the entry points -------------------------------------------------------
 def _aliased(model) -> bool:
     params = list(model.parameters())
     ptrs = {p.untyped_storage().data_ptr() for p in params}
@@ -268,40 +265,8 @@ def _one(entry: str, source: str, work_dir: str) -> str:
 def attempt(entry: str, source: str, work_dir: str, marker: str,
             wall: int = 90) -> str:
     """``entry`` on ``source`` in a forked child under caps."""
-    vm = int(open('/proc/self/statm').read().split()[0]) * \
-        resource.getpagesize()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        try:
-            resource.setrlimit(resource.RLIMIT_AS, (vm + 2**30, vm + 2**30))
-            resource.setrlimit(resource.RLIMIT_CPU, (30, 30))
-            torch.set_num_threads(1)
-            outcome = _one(entry, source, work_dir)
-        except BaseException:
-            outcome = 'error: ' + traceback.format_exc()[-600:]
-        with os.fdopen(write, 'w') as f:
-            f.write(outcome)
-        os._exit(0)
-    os.close(write)
-    start = time.monotonic()
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() - start > wall:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            os.close(read)
-            return f'error: no answer within {wall} s (a hang)'
-        time.sleep(0.05)
-    with os.fdopen(read) as f:
-        outcome = f.read()
-    if os.WIFSIGNALED(status):
-        outcome = f'error: killed by signal {os.WTERMSIG(status)}'
-    elif not outcome:
-        outcome = f'error: exit status {os.WEXITSTATUS(status)}'
+    outcome = attack_harness.in_child(
+        lambda: _one(entry, source, work_dir), cpu=30, wall=wall)
     if os.path.exists(marker):
         os.remove(marker)
         outcome = f'error: code ran (the marker was written); {outcome}'

@@ -82,6 +82,45 @@ def attempt(load, source) -> str:
     return outcome
 
 
+def in_child(run, cpu: int, wall: int) -> str:
+    """``run()``'s outcome, computed in a forked child under a memory cap
+    (1 GiB over this process), a CPU cap of ``cpu`` seconds and a wall
+    clock of ``wall`` seconds; a signal, a hang or no answer is an error."""
+    vm = int(open('/proc/self/statm').read().split()[0]) * \
+        resource.getpagesize()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: caps, one attempt, its outcome
+        os.close(read)
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (vm + 2**30, vm + 2**30))
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+            torch.set_num_threads(1)
+            outcome = run()
+        except BaseException:
+            outcome = 'error: ' + traceback.format_exc()[-600:]
+        with os.fdopen(write, 'w') as f:
+            f.write(outcome)
+        os._exit(0)
+    os.close(write)
+    start = time.monotonic()
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() - start > wall:  # blocked, not computing
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(read)
+            return f'error: no answer within {wall} s (a hang)'
+        time.sleep(0.02)
+    with os.fdopen(read) as f:
+        outcome = f.read()
+    if os.WIFSIGNALED(status):
+        return f'error: killed by signal {os.WTERMSIG(status)}'
+    return outcome or f'error: exit status {os.WEXITSTATUS(status)}'
+
+
 def main() -> None:
     folder, marker, out = sys.argv[1:4]
     url_base = sys.argv[4] if len(sys.argv) > 4 else None
@@ -99,37 +138,10 @@ def main() -> None:
             jobs.append((name, via, load, os.path.join(folder, name)))
         if url_base:
             jobs.append((name, 'url', _load_checkpoint, f'{url_base}/{name}'))
-    vm = int(open('/proc/self/statm').read().split()[0]) * \
-        resource.getpagesize()
     results = []
     for name, via, load, source in jobs:
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: caps, one attempt, its outcome
-            os.close(read)
-            resource.setrlimit(resource.RLIMIT_AS, (vm + 2**30, vm + 2**30))
-            resource.setrlimit(resource.RLIMIT_CPU, (20, 20))
-            torch.set_num_threads(1)
-            with os.fdopen(write, 'w') as f:
-                f.write(attempt(load, source))
-            os._exit(0)
-        os.close(write)
-        start = time.monotonic()
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() - start > 60:  # blocked, not computing
-                os.kill(pid, signal.SIGKILL)
-                _, status = os.waitpid(pid, 0)
-                break
-            time.sleep(0.02)
-        with os.fdopen(read) as f:
-            outcome = f.read()
-        if os.WIFSIGNALED(status):
-            outcome = f'error: killed by signal {os.WTERMSIG(status)}'
-        elif not outcome:
-            outcome = f'error: exit status {os.WEXITSTATUS(status)}'
+        outcome = in_child(lambda load=load, source=source: attempt(
+            load, source), cpu=20, wall=60)
         hit = os.path.exists(marker)
         if hit:
             os.remove(marker)

@@ -7,7 +7,6 @@ a forked child under memory, CPU and wall-clock caps
 tests/test_tools/test_after_load_cli.py."""
 import functools
 import http.server
-import os
 import threading
 
 import pytest
@@ -40,9 +39,10 @@ def corpus(tmp_path_factory):
     cases = after_load.build(str(www), str(marker),
                              str(root / 'benign' / 'iter_2.pth'))
     assert set(cases) == REFUSED | RESUMED
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(
-        type('Quiet', (http.server.SimpleHTTPRequestHandler, ), {
-            'log_message': lambda *a: None}), directory=str(www)))
+    quiet = type('Quiet', (http.server.SimpleHTTPRequestHandler, ),
+                 {'log_message': lambda *a: None})
+    httpd = http.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), functools.partial(quiet, directory=str(www)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield root, www, marker, cases, f'http://127.0.0.1:{httpd.server_port}'
     httpd.shutdown()
@@ -117,7 +117,8 @@ def test_config_text_is_read_as_literal_values(text, kept):
 
 @pytest.mark.parametrize('text', [
     "import os\n", "x = __import__('os')\n", "x = f(1)\n", "x = a.b\n",
-    "x = [i for i in ()]\n", "x = 1\ny = lambda: 0\n", "x = (" * 300 + ")" * 300,
+    "x = [i for i in ()]\n", "x = 1\ny = lambda: 0\n",
+    "x = (" * 300 + ")" * 300,
     "x = '" + 'a' * (2**20) + "'\n", "x = dict(**y)\n", 3,
 ])
 def test_config_text_that_is_not_literal_is_dropped(text):
