@@ -81,7 +81,8 @@ def find_latest_checkpoint(path: str) -> str | None:
     Logs a warning when it does not take the named file."""
     marker = osp.join(path, 'last_checkpoint')
     named = ''
-    if _regular(marker):
+    has_marker = _regular(marker)
+    if has_marker:
         with open(marker, errors='replace') as f:
             named = f.read(4096).strip()
         if '://' in named or (named and is_complete(named)):
@@ -90,7 +91,7 @@ def find_latest_checkpoint(path: str) -> str | None:
     if named and osp.abspath(osp.dirname(named)) != osp.abspath(path):
         folders.append(osp.dirname(named))  # not the work dir: look there too
     found = _newest_complete(folders)
-    if not _regular(marker):
+    if not has_marker:
         why = f'{marker} does not exist'
     elif not named:
         why = f'{marker} is empty'
@@ -99,7 +100,7 @@ def find_latest_checkpoint(path: str) -> str | None:
     else:
         why = (f'{marker} names {clean(named, 300)}, which is incomplete '
                f'(a save cut short)')
-    if found is not None or _regular(marker):
+    if found is not None or has_marker:
         then = (f'resuming from the newest complete checkpoint, {found}'
                 if found else 'no complete checkpoint: starting from the '
                 'beginning')

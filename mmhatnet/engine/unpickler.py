@@ -202,14 +202,11 @@ def check_tree(root: Any, max_nodes: int) -> None:
 
     done: dict = {}  # id -> (depth, expanded size)
     visiting: set = set()
-    stack = [(root, False)]
+    stack: list = [(root, None)]  # (node, its kids once they are pushed)
     while stack:
-        node, expanded = stack.pop()
-        kids = children(node)
-        if not kids:
-            continue
+        node, kids = stack.pop()
         key = id(node)
-        if expanded:
+        if kids is not None:  # every kid is done: the node's turn
             visiting.discard(key)
             depth, size = 1, 1
             for kid in kids:
@@ -224,13 +221,16 @@ def check_tree(root: Any, max_nodes: int) -> None:
                     f'{max_nodes} items through shared references')
             done[key] = (depth, size)
             continue
-        if key in done:
+        if key in done:  # a shared container: its items are listed once
+            continue
+        kids = children(node)
+        if not kids:
             continue
         if key in visiting:
             raise UnsafePickle('refused: a container that holds itself')
         visiting.add(key)
-        stack.append((node, True))
-        stack.extend((kid, False) for kid in kids)
+        stack.append((node, kids))
+        stack.extend((kid, None) for kid in kids)
 
 
 _MARK = object()
